@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DwvlistConfig(AppConfig):
+    name = "dwvlist"
+    verbose_name = "dwvlist"

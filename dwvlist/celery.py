@@ -1,0 +1,19 @@
+"""The Celery application, configured from Django settings (CELERY_*)."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
+
+app = Celery("dwvlist")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+# Two queues: "bulk" carries the sending batches, "default" everything else,
+# so confirmation mails never wait behind a 100k-recipient issue.
+app.conf.task_queues = (Queue("default"), Queue("bulk"))
+app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
+app.autodiscover_tasks()
+
+import dwvlist.heartbeat  # noqa: E402,F401  (connects the worker signals)

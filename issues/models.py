@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from subscriptions.models import EMAIL_MAX_LENGTH, MailingList, Subscriber
+
+MAX_BODY_LENGTH = 1_000_000
+
+
+class Issue(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        SENT = "sent", "Sent"
+        CANCELLED = "cancelled", "Cancelled"
+
+    lists = models.ManyToManyField(MailingList, related_name="issues")
+    title = models.CharField(max_length=300)
+    subtitle = models.CharField(max_length=300, blank=True)
+    byline = models.CharField(max_length=200, blank=True)
+    body = models.TextField(help_text="Plain text or Markdown.")
+    slug = models.SlugField(max_length=120, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="issues"
+    )
+
+    # The frozen snapshot, rendered once when sending starts; what readers
+    # received and what the archive shows afterwards.
+    snapshot_subject = models.CharField(max_length=300, blank=True)
+    snapshot_html = models.TextField(blank=True)
+    snapshot_text = models.TextField(blank=True)
+    snapshot_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "scheduled", "sending", "paused", "sent", "cancelled"]),
+                name="issue_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="scheduled") | Q(scheduled_at__isnull=False),
+                name="issue_scheduled_has_time",
+            ),
+            models.CheckConstraint(condition=~Q(status="sent") | Q(sent_at__isnull=False), name="issue_sent_has_time"),
+            models.CheckConstraint(condition=~Q(title=""), name="issue_title_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Delivery(models.Model):
+    """One row per issue and reader: the ledger of who got what."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        CLAIMED = "claimed", "Being sent by a worker"
+        DEFERRED = "deferred", "Waiting to be retried"
+        SENT = "sent", "Accepted by the provider"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        FAILED = "failed", "Failed permanently"
+        SKIPPED = "skipped", "Skipped (unsubscribed or suppressed before sending)"
+        CANCELLED = "cancelled", "Cancelled with the issue"
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
+    # Kept when a reader is erased (with the address blanked) so the issue's
+    # figures still add up.
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    email = models.EmailField(max_length=EMAIL_MAX_LENGTH, blank=True, help_text="The address used.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["issue", "subscriber"], name="delivery_unique_per_issue_subscriber"),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "pending",
+                        "claimed",
+                        "deferred",
+                        "sent",
+                        "delivered",
+                        "bounced",
+                        "complained",
+                        "failed",
+                        "skipped",
+                        "cancelled",
+                    ]
+                ),
+                name="delivery_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="claimed") | (Q(claimed_at__isnull=False) & ~Q(claim_token="")),
+                name="delivery_claim_has_owner",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["sent", "delivered", "bounced", "complained"]) | Q(sent_at__isnull=False),
+                name="delivery_sent_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["issue", "status"], name="delivery_issue_status"),
+            models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issue_id} → {self.email or self.subscriber_id}: {self.status}"
+
+
+class DeliveryEvent(models.Model):
+    """A provider's report about a message, normalised, stored once."""
+
+    provider = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=40, db_index=True)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    recipient = models.EmailField(max_length=EMAIL_MAX_LENGTH, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    reject_reason = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="deliveryevent_unique_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.recipient}"

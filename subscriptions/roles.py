@@ -1,0 +1,50 @@
+"""The staff roles, Editors and Admins, and exactly the permissions each needs."""
+
+from __future__ import annotations
+
+EDITOR_PERMISSIONS = [
+    ("issues", "issue", ["add", "change", "view"]),
+    ("issues", "delivery", ["view"]),
+    ("issues", "deliveryevent", ["view"]),
+    ("subscriptions", "mailinglist", ["view"]),
+]
+ADMIN_PERMISSIONS = [
+    ("issues", "issue", ["add", "change", "delete", "view"]),
+    ("issues", "delivery", ["view"]),
+    ("issues", "deliveryevent", ["view"]),
+    ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),
+    ("subscriptions", "subscriber", ["add", "change", "delete", "view"]),
+    ("subscriptions", "subscription", ["add", "change", "delete", "view"]),
+    ("subscriptions", "suppression", ["add", "change", "delete", "view"]),
+    ("auth", "user", ["add", "change", "delete", "view"]),
+    ("auth", "group", ["view"]),
+]
+ROLES = {"Editors": EDITOR_PERMISSIONS, "Admins": ADMIN_PERMISSIONS}
+
+
+def roles_ensure(apps) -> None:
+    """Create the groups if missing and give them their permissions.
+
+    Takes an app registry so the data migration can pass its historical one.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for label in ("auth", "issues", "subscriptions"):
+        app_config = apps.get_app_config(label)
+        had_module = getattr(app_config, "models_module", None)
+        # The migration state's app configs lack models_module, which
+        # create_permissions checks before doing anything.
+        app_config.models_module = had_module or True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = had_module
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, spec in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = set()
+        for app_label, model, actions in spec:
+            for action in actions:
+                wanted.add(Permission.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}").pk)
+        missing = wanted - set(group.permissions.values_list("pk", flat=True))
+        if missing:
+            group.permissions.add(*missing)

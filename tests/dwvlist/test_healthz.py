@@ -1,0 +1,32 @@
+import pytest
+
+
+@pytest.mark.worker
+def test_healthz_is_ok_and_names_the_worker(client, celery_worker):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["status"] == "ok"
+    assert body["broker"]["status"] == "ok"
+    assert celery_worker.hostname in body["workers"]["seen"]
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_naming_workers_when_none_was_seen(client, settings):
+    # A Redis database where no worker has written a heartbeat.
+    settings.REDIS_URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["workers"]["status"] == "down"
+    assert response.json()["database"]["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_naming_the_broker_when_redis_is_down(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["broker"]["status"] == "down"
+    assert body["status"] == "down"
