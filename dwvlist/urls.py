@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from dwvlist import views
 
@@ -9,4 +9,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("editor/", include("issues.urls")),
+    path("archive/", include("issues.archive_urls")),
+    path("webhooks/", include("issues.webhook_urls")),
+    path("", include("subscriptions.urls")),
 ]

@@ -83,6 +83,11 @@ class Delivery(models.Model):
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
+    # The list this reader gets the issue through (the first of the issue's
+    # lists they are on); its unsubscribe link and List-Id go in their copy.
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
     email = models.EmailField(max_length=EMAIL_MAX_LENGTH, blank=True, help_text="The address used.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)

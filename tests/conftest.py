@@ -44,6 +44,11 @@ def pytest_configure(config):
     global _embedded
     url, _embedded = redis_ensure(workdir=_session_tmp / "redis", fallback=not os.environ.get("REDIS_URL"))
     _point_at_redis(url)
+    # One SQLite test database per session, so parallel sessions in one tree
+    # do not share a file.
+    test = settings.DATABASES["default"].get("TEST", {})
+    if test.get("NAME"):
+        test["NAME"] = str(_session_tmp / "test-dwvlist.sqlite3")
     outbox = _session_tmp / "outbox"
     os.environ["OUTBOX_DIR"] = str(outbox)
     settings.OUTBOX_DIR = outbox
