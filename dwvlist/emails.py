@@ -1,0 +1,43 @@
+"""Render and send the system's own emails (not issues).
+
+Every email is a trio of templates under templates/emails/:
+<name>-subject.txt, <name>-body.txt and <name>-body.html.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+
+def email_render(name: str, context: dict) -> tuple[str, str, str]:
+    """Return (subject, text body, HTML body) of the named email."""
+    context = {"site_url": settings.SITE_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
+    text = render_to_string(f"emails/{name}-body.txt", context)
+    html = render_to_string(f"emails/{name}-body.html", context)
+    return subject, text, html
+
+
+def email_send(
+    name: str,
+    *,
+    to: str,
+    context: dict,
+    from_email: str | None = None,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Render the named email and send it to one address."""
+    subject, text, html = email_render(name, context)
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        reply_to=[reply_to] if reply_to else None,
+        headers=headers or {},
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()
