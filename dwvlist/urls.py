@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("editor/comments/", include("issues.comment_urls")),
     path("editor/", include("issues.urls")),
     path("archive/", include("issues.archive_urls")),
     path("webhooks/", include("issues.webhook_urls")),
