@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("editor/comments/", include("issues.comment_urls")),
+    path("editor/subscribers/", include("subscriptions.staff_urls")),
     path("editor/", include("issues.urls")),
     path("archive/", include("issues.archive_urls")),
     path("webhooks/", include("issues.webhook_urls")),
