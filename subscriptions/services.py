@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formataddr
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dwvlist.emails import email_send
+from subscriptions import tasks
 from subscriptions.addresses import email_hash
-from subscriptions.models import Subscription, Suppression
+from subscriptions.links import list_headers, preferences_url, unsubscribe_url
+from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+from subscriptions.ratelimit import confirmation_mail_allowed
+from subscriptions.tokens import (
+    address_token_make,
+    address_token_read,
+    confirmation_token_expired,
+    confirmation_token_make,
+    confirmation_token_matches,
+    confirmation_token_read,
+    preferences_token_read,
+    unsubscribe_token_read,
+)
 
 
 def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep_address: bool = True) -> Suppression:
@@ -69,3 +90,513 @@ def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int
             updated_at=timezone.now(),
         )
     )
+
+
+# --- Subscribing ------------------------------------------------------------------
+
+
+def _list_sender(mailing_list: MailingList) -> str:
+    # formataddr quotes the name; line breaks would be refused by Django
+    # anyway, but a from_name must never break the mail.
+    name = " ".join(mailing_list.from_name.split())
+    return formataddr((name, mailing_list.from_email))
+
+
+def _subscriber_get_or_create(*, email: str, name: str) -> Subscriber:
+    subscriber = Subscriber.objects.filter(email__iexact=email).first()
+    if subscriber is None:
+        try:
+            with transaction.atomic():
+                return Subscriber.objects.create(email=email, name=name)
+        except IntegrityError:  # created by a concurrent post
+            subscriber = Subscriber.objects.get(email__iexact=email)
+    # Strangers can post any address: a name typed on the public form only
+    # fills a blank, it never overwrites what the reader chose.
+    if name and not subscriber.name:
+        subscriber.name = name
+        subscriber.save(update_fields=["name", "updated_at"])
+    return subscriber
+
+
+def _consent_fields(*, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool) -> dict:
+    active = confirmed or not mailing_list.double_opt_in
+    return {
+        "status": Subscription.Status.ACTIVE if active else Subscription.Status.PENDING,
+        "consent_source": Subscription.ConsentSource.FORM,
+        "consented_at": now,
+        "consent_detail": detail[:300],
+        "confirmed_at": now if active else None,
+        "unsubscribed_at": None,
+        "unsubscribe_source": "",
+        "unsubscribe_issue": None,
+    }
+
+
+def _subscription_join(
+    *, subscriber: Subscriber, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool
+) -> tuple[Subscription, bool]:
+    """Put the subscriber on the list; return the row and whether it became active just now.
+
+    A new or unsubscribed reader starts over with a fresh consent record;
+    a pending or active one is left as is (a repeated post must not reset
+    the consent that a confirmation mail already in flight refers to).
+    """
+    subscription = (
+        Subscription.objects.select_for_update().filter(subscriber=subscriber, mailing_list=mailing_list).first()
+    )
+    fields = _consent_fields(mailing_list=mailing_list, detail=detail, now=now, confirmed=confirmed)
+    if subscription is None:
+        try:
+            with transaction.atomic():
+                subscription = Subscription.objects.create(subscriber=subscriber, mailing_list=mailing_list, **fields)
+            return subscription, subscription.status == Subscription.Status.ACTIVE
+        except IntegrityError:  # a concurrent post created it
+            subscription = Subscription.objects.select_for_update().get(
+                subscriber=subscriber, mailing_list=mailing_list
+            )
+    if subscription.status == Subscription.Status.UNSUBSCRIBED:
+        for name, value in fields.items():
+            setattr(subscription, name, value)
+        subscription.save()
+        return subscription, subscription.status == Subscription.Status.ACTIVE
+    if subscription.status == Subscription.Status.PENDING and (confirmed or not mailing_list.double_opt_in):
+        subscription.status = Subscription.Status.ACTIVE
+        subscription.confirmed_at = now
+        subscription.save(update_fields=["status", "confirmed_at", "updated_at"])
+        return subscription, True
+    return subscription, False
+
+
+def _welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
+    for list_id in list_ids:
+        transaction.on_commit(lambda list_id=list_id: tasks.welcome_mail.delay(subscriber_id, list_id))
+
+
+def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList], client: str) -> None:
+    """Subscribe the address to the lists as the public form does.
+
+    Returns nothing on purpose: whatever the address's state (new, pending,
+    active, suppressed, rate-limited), the caller must answer the same.
+    Double opt-in lists get a pending subscription and one confirmation
+    mail (at most one per address per interval); the others are active at
+    once, with a welcome mail where the list wants one.
+    """
+    if suppression_exists(email=email):
+        return
+    now = timezone.now()
+    detail = f"web form, client {client}"
+    with transaction.atomic():
+        subscriber = _subscriber_get_or_create(email=email, name=name)
+        pending = False
+        welcome: list[int] = []
+        for mailing_list in lists:
+            subscription, activated = _subscription_join(
+                subscriber=subscriber, mailing_list=mailing_list, detail=detail, now=now, confirmed=False
+            )
+            if subscription.status == Subscription.Status.PENDING:
+                pending = True
+            if activated and mailing_list.send_welcome:
+                welcome.append(mailing_list.pk)
+        if pending and confirmation_mail_allowed(email=subscriber.email):
+            subscriber_id = subscriber.pk
+            transaction.on_commit(lambda: tasks.confirmation_mail.delay(subscriber_id))
+        _welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
+
+
+# --- Confirming -------------------------------------------------------------------
+
+
+def _confirmable(*, subscriber: Subscriber, issued_at: int) -> list[Subscription]:
+    # Only what was asked for before the mail went out: a list added to the
+    # address later (by anyone) is not confirmed by an older link.
+    cutoff = datetime.fromtimestamp(issued_at, tz=UTC)
+    return list(
+        Subscription.objects.filter(subscriber=subscriber, status=Subscription.Status.PENDING, consented_at__lt=cutoff)
+        .select_related("mailing_list")
+        .order_by("mailing_list__name", "pk")
+    )
+
+
+def _confirmation_state(*, subscriber: Subscriber, pending: Sequence[Subscription]) -> str:
+    # Confirming (or a fresh consent record, or a new address) changes
+    # this, so a token works once.
+    rows = ";".join(f"{s.pk}:{s.consented_at.astimezone(UTC).isoformat()}" for s in sorted(pending, key=lambda s: s.pk))
+    return f"{subscriber.pk}|{subscriber.email.lower()}|{rows}"
+
+
+def _confirmation_token(*, subscriber: Subscriber) -> tuple[str, list[Subscription]]:
+    issued_at = int(time.time()) + 1  # covers rows consented earlier in this very second
+    pending = _confirmable(subscriber=subscriber, issued_at=issued_at)
+    state = _confirmation_state(subscriber=subscriber, pending=pending)
+    return confirmation_token_make(subscriber_id=subscriber.pk, issued_at=issued_at, state=state), pending
+
+
+def confirmation_mail_send(*, subscriber_id: int) -> bool:
+    """Mail the subscriber a link confirming their pending subscriptions; return True if sent."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or suppression_exists(email=subscriber.email):
+        return False
+    token, pending = _confirmation_token(subscriber=subscriber)
+    if not pending:
+        return False
+    lists = [s.mailing_list for s in pending]
+    first = lists[0]
+    email_send(
+        "confirm",
+        to=subscriber.email,
+        from_email=_list_sender(first),
+        reply_to=first.reply_to or None,
+        context={
+            "subscriber": subscriber,
+            "lists": lists,
+            "confirm_url": f"{settings.SITE_URL}/confirm/{token}/",
+            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
+        },
+    )
+    return True
+
+
+@dataclass
+class ConfirmOutcome:
+    """What a confirmation link leads to.
+
+    result is one of: "ready" (can be confirmed), "confirmed" (just now),
+    "already" (used before, or nothing left to confirm), "expired",
+    "invalid" (forged, or the reader no longer exists).
+    """
+
+    result: str
+    subscriber: Subscriber | None = None
+    lists: list[MailingList] = field(default_factory=list)
+
+
+def _active_lists(subscriber: Subscriber) -> list[MailingList]:
+    return [
+        s.mailing_list
+        for s in subscriber.subscriptions.filter(status=Subscription.Status.ACTIVE)
+        .select_related("mailing_list")
+        .order_by("mailing_list__name")
+    ]
+
+
+def confirmation_check(*, token: str) -> ConfirmOutcome:
+    """Return what the confirmation token would do, changing nothing."""
+    claim = confirmation_token_read(token)
+    if claim is None:
+        return ConfirmOutcome("invalid")
+    subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
+    if subscriber is None:
+        return ConfirmOutcome("invalid")
+    pending = _confirmable(subscriber=subscriber, issued_at=claim.issued_at)
+    if not pending or not confirmation_token_matches(
+        claim, state=_confirmation_state(subscriber=subscriber, pending=pending)
+    ):
+        return ConfirmOutcome("already", subscriber, _active_lists(subscriber))
+    if confirmation_token_expired(claim, now=int(time.time())):
+        return ConfirmOutcome("expired", subscriber, [s.mailing_list for s in pending])
+    if suppression_exists(email=subscriber.email):
+        return ConfirmOutcome("invalid")
+    return ConfirmOutcome("ready", subscriber, [s.mailing_list for s in pending])
+
+
+def subscriber_confirm(*, token: str) -> ConfirmOutcome:
+    """Confirm the subscriptions the token names; harmless when repeated."""
+    outcome = confirmation_check(token=token)
+    if outcome.result != "ready":
+        return outcome
+    now = timezone.now()
+    confirmed: list[MailingList] = []
+    with transaction.atomic():
+        for mailing_list in outcome.lists:
+            # Conditional update: of two concurrent clicks only one activates.
+            changed = Subscription.objects.filter(
+                subscriber=outcome.subscriber, mailing_list=mailing_list, status=Subscription.Status.PENDING
+            ).update(status=Subscription.Status.ACTIVE, confirmed_at=now, updated_at=now)
+            if changed:
+                confirmed.append(mailing_list)
+        _welcome_queue(subscriber_id=outcome.subscriber.pk, list_ids=[ml.pk for ml in confirmed if ml.send_welcome])
+    if not confirmed:
+        return ConfirmOutcome("already", outcome.subscriber, _active_lists(outcome.subscriber))
+    return ConfirmOutcome("confirmed", outcome.subscriber, confirmed)
+
+
+def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
+    """Mail the list's welcome to an active subscriber; return True if sent."""
+    subscription = (
+        Subscription.objects.filter(
+            subscriber_id=subscriber_id, mailing_list_id=list_id, status=Subscription.Status.ACTIVE
+        )
+        .select_related("subscriber", "mailing_list")
+        .first()
+    )
+    if subscription is None or suppression_exists(email=subscription.subscriber.email):
+        return False
+    mailing_list = subscription.mailing_list
+    unsubscribe = unsubscribe_url(subscriber_id=subscriber_id, list_id=list_id)
+    email_send(
+        "welcome",
+        to=subscription.subscriber.email,
+        from_email=_list_sender(mailing_list),
+        reply_to=mailing_list.reply_to or None,
+        headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),
+        context={
+            "subscriber": subscription.subscriber,
+            "mailing_list": mailing_list,
+            "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences_url(subscriber_id=subscriber_id),
+        },
+    )
+    return True
+
+
+# --- Unsubscribing ----------------------------------------------------------------
+
+
+@dataclass
+class UnsubscribeOutcome:
+    subscription: Subscription
+    changed: bool
+
+
+def unsubscribe_token_subscription(*, token: str) -> Subscription | None:
+    """Return the subscription an unsubscribe token names, or None if forged or gone."""
+    claim = unsubscribe_token_read(token)
+    if claim is None:
+        return None
+    return (
+        Subscription.objects.filter(subscriber_id=claim.subscriber_id, mailing_list_id=claim.list_id)
+        .select_related("subscriber", "mailing_list")
+        .first()
+    )
+
+
+def subscription_unsubscribe_by_token(*, token: str, source: str) -> UnsubscribeOutcome | None:
+    """Unsubscribe as the token says, recording its issue; None if the token is no good."""
+    from issues.models import Issue  # issues depends on subscriptions, not the reverse
+
+    claim = unsubscribe_token_read(token)
+    subscription = unsubscribe_token_subscription(token=token)
+    if claim is None or subscription is None:
+        return None
+    issue_id = claim.issue_id if claim.issue_id and Issue.objects.filter(pk=claim.issue_id).exists() else None
+    changed = subscription_unsubscribe(
+        subscriber_id=claim.subscriber_id, list_id=claim.list_id, source=source, issue_id=issue_id
+    )
+    subscription.refresh_from_db()
+    return UnsubscribeOutcome(subscription, changed)
+
+
+# --- Preferences ------------------------------------------------------------------
+
+
+def preferences_token_subscriber(*, token: str) -> Subscriber | None:
+    """Return the subscriber a preferences token names, or None."""
+    subscriber_id = preferences_token_read(token)
+    if subscriber_id is None:
+        return None
+    return Subscriber.objects.filter(pk=subscriber_id).first()
+
+
+def preference_lists(*, subscriber: Subscriber) -> list[tuple[MailingList, Subscription | None]]:
+    """Return the lists the reader can manage: every public list, and private ones they are on."""
+    subscriptions = {s.mailing_list_id: s for s in subscriber.subscriptions.all()}
+    joined = [list_id for list_id, s in subscriptions.items() if s.status != Subscription.Status.UNSUBSCRIBED]
+    lists = MailingList.objects.filter(is_public=True) | MailingList.objects.filter(pk__in=joined)
+    return [(ml, subscriptions.get(ml.pk)) for ml in lists.distinct().order_by("name")]
+
+
+def subscriber_preferences_update(*, subscriber_id: int, name: str, list_ids: Iterable[int]) -> None:
+    """Set the reader's name and exactly which of their manageable lists they get.
+
+    The preferences link came to the reader's own inbox, so choosing a list
+    here needs no further confirmation.
+    """
+    chosen = set(list_ids)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+        if subscriber.name != name:
+            subscriber.name = name
+            subscriber.save(update_fields=["name", "updated_at"])
+        welcome: list[int] = []
+        for mailing_list, subscription in preference_lists(subscriber=subscriber):
+            active = subscription is not None and subscription.status == Subscription.Status.ACTIVE
+            if mailing_list.pk in chosen and not active:
+                _, activated = _subscription_join(
+                    subscriber=subscriber,
+                    mailing_list=mailing_list,
+                    detail="preference centre",
+                    now=now,
+                    confirmed=True,
+                )
+                if activated and mailing_list.send_welcome:
+                    welcome.append(mailing_list.pk)
+            elif mailing_list.pk not in chosen and subscription is not None:
+                subscription_unsubscribe(
+                    subscriber_id=subscriber.pk,
+                    list_id=mailing_list.pk,
+                    source=Subscription.UnsubscribeSource.PREFERENCES,
+                )
+        _welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
+
+
+# --- Change of address ------------------------------------------------------------
+
+
+def subscriber_address_change_request(*, subscriber_id: int, new_email: str) -> None:
+    """Mail a confirmation link to the new address; the old one stays in use until then.
+
+    Returns nothing on purpose: whether the new address is suppressed,
+    rate-limited or someone else's, the reader sees the same answer.
+    """
+    subscriber = Subscriber.objects.get(pk=subscriber_id)
+    if subscriber.email.lower() == new_email.lower():
+        return
+    if suppression_exists(email=new_email) or not confirmation_mail_allowed(email=new_email):
+        return
+    transaction.on_commit(lambda: tasks.address_change_mail.delay(subscriber_id, new_email))
+
+
+def address_change_mail_send(*, subscriber_id: int, new_email: str) -> bool:
+    """Mail the new address the link that moves the subscriber to it; return True if sent."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or suppression_exists(email=new_email):
+        return False
+    token = address_token_make(subscriber_id=subscriber.pk, old_email=subscriber.email, new_email=new_email)
+    first = (
+        subscriber.subscriptions.exclude(status=Subscription.Status.UNSUBSCRIBED)
+        .select_related("mailing_list")
+        .order_by("mailing_list__name")
+        .first()
+    )
+    email_send(
+        "confirm-address",
+        to=new_email,
+        from_email=_list_sender(first.mailing_list) if first else None,
+        context={
+            "subscriber": subscriber,
+            "new_email": new_email,
+            "confirm_url": f"{settings.SITE_URL}/confirm-address/{token}/",
+            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
+        },
+    )
+    return True
+
+
+@dataclass
+class AddressOutcome:
+    """What an address link leads to.
+
+    result is one of: "ready", "changed", "already" (done before),
+    "taken" (another reader has that address: refused), "invalid".
+    """
+
+    result: str
+    subscriber: Subscriber | None = None
+    new_email: str = ""
+
+
+def address_change_check(*, token: str) -> AddressOutcome:
+    """Return what the address token would do, changing nothing."""
+    claim = address_token_read(token)
+    if claim is None:
+        return AddressOutcome("invalid")
+    subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
+    if subscriber is None:
+        return AddressOutcome("invalid")
+    if subscriber.email.lower() == claim.new_email.lower():
+        return AddressOutcome("already", subscriber, claim.new_email)
+    if subscriber.email.lower() != claim.old_email.lower() or suppression_exists(email=claim.new_email):
+        return AddressOutcome("invalid")
+    if Subscriber.objects.filter(email__iexact=claim.new_email).exclude(pk=subscriber.pk).exists():
+        return AddressOutcome("taken", subscriber, claim.new_email)
+    return AddressOutcome("ready", subscriber, claim.new_email)
+
+
+def subscriber_address_change_confirm(*, token: str) -> AddressOutcome:
+    """Move the subscriber to the address the token names, unless another reader has it."""
+    outcome = address_change_check(token=token)
+    if outcome.result != "ready":
+        return outcome
+    try:
+        with transaction.atomic():
+            changed = Subscriber.objects.filter(pk=outcome.subscriber.pk, email=outcome.subscriber.email).update(
+                email=outcome.new_email, updated_at=timezone.now()
+            )
+    except IntegrityError:  # someone took the address meanwhile
+        return AddressOutcome("taken", outcome.subscriber, outcome.new_email)
+    if not changed:
+        return address_change_check(token=token)
+    outcome.subscriber.refresh_from_db()
+    return AddressOutcome("changed", outcome.subscriber, outcome.new_email)
+
+
+# --- Data export and erasure --------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def subscriber_data_export(*, subscriber_id: int) -> dict:
+    """Return everything we hold about the reader, as JSON-ready data."""
+    subscriber = Subscriber.objects.get(pk=subscriber_id)
+    subscriptions = subscriber.subscriptions.select_related("mailing_list", "unsubscribe_issue").order_by("pk")
+    deliveries = subscriber.deliveries.select_related("issue").order_by("pk")
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "created_at": _iso(subscriber.created_at),
+        "updated_at": _iso(subscriber.updated_at),
+        "subscriptions": [
+            {
+                "list": s.mailing_list.name,
+                "list_slug": s.mailing_list.slug,
+                "status": s.status,
+                "consent_source": s.consent_source,
+                "consented_at": _iso(s.consented_at),
+                "consent_detail": s.consent_detail,
+                "confirmed_at": _iso(s.confirmed_at),
+                "unsubscribed_at": _iso(s.unsubscribed_at),
+                "unsubscribe_source": s.unsubscribe_source,
+                "unsubscribe_issue": s.unsubscribe_issue.title if s.unsubscribe_issue else None,
+            }
+            for s in subscriptions
+        ],
+        "deliveries": [
+            {
+                "issue": d.issue.title,
+                "email": d.email,
+                "status": d.status,
+                "sent_at": _iso(d.sent_at),
+                "delivered_at": _iso(d.delivered_at),
+                "opened_at": _iso(d.opened_at),
+                "clicked_at": _iso(d.clicked_at),
+            }
+            for d in deliveries
+        ],
+    }
+
+
+def subscriber_erase(*, subscriber_id: int) -> bool:
+    """Delete the reader and their personal data; keep only a keyed hash on the suppression list.
+
+    The hash stops a later import or form post from silently re-adding them.
+    Delivery rows stay (the issues' figures must add up) without address
+    or subscriber. Returns False if they were already gone.
+    """
+    from issues.models import Delivery, DeliveryEvent  # issues depends on subscriptions, not the reverse
+
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
+        if subscriber is None:
+            return False
+        email = subscriber.email
+        Delivery.objects.filter(subscriber_id=subscriber_id).update(email="")
+        DeliveryEvent.objects.filter(recipient__iexact=email).update(recipient="", payload={})
+        suppression_add(email=email, reason=Suppression.Reason.ERASED, keep_address=False)
+        # An address suppressed earlier (a bounce, say) kept its text; erasing
+        # means it goes too.
+        Suppression.objects.filter(email_hash=email_hash(email)).update(email="")
+        subscriber.delete()
+    return True

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 _UNSUBSCRIBE_SALT = "dwvlist.subscriptions.unsubscribe"
 _PREFERENCES_SALT = "dwvlist.subscriptions.preferences"
@@ -65,4 +67,87 @@ def preferences_token_read(token: str) -> int | None:
     try:
         return int(signing.Signer(salt=_PREFERENCES_SALT, algorithm="sha256").unsign(token), 36)
     except (signing.BadSignature, ValueError):
+        return None
+
+
+# --- Confirmation (double opt-in) ---------------------------------------------
+#
+# Two layers, like contrib.auth's password reset token: a signature proves we
+# made the token (so tampering is told apart from reuse), and a digest of the
+# subscriber's state at issue time makes it work once, because confirming
+# changes that state.
+
+_CONFIRMATION_SALT = "dwvlist.subscriptions.confirmation"
+_CONFIRMATION_STATE_SALT = "dwvlist.subscriptions.confirmation.state"
+
+
+@dataclass(frozen=True)
+class ConfirmationClaim:
+    subscriber_id: int
+    issued_at: int  # Unix seconds
+    digest: str
+
+
+def _state_digest(state: str) -> str:
+    return salted_hmac(_CONFIRMATION_STATE_SALT, state, algorithm="sha256").hexdigest()[:24]
+
+
+def confirmation_token_make(*, subscriber_id: int, issued_at: int, state: str) -> str:
+    """Return a confirmation token bound to the subscriber's current state."""
+    value = f"{_b36(subscriber_id)}.{_b36(issued_at)}.{_state_digest(state)}"
+    return signing.Signer(salt=_CONFIRMATION_SALT, algorithm="sha256").sign(value)
+
+
+def confirmation_token_read(token: str) -> ConfirmationClaim | None:
+    """Return what a confirmation token names, or None if we did not make it."""
+    if not isinstance(token, str) or len(token) > 200:
+        return None
+    try:
+        value = signing.Signer(salt=_CONFIRMATION_SALT, algorithm="sha256").unsign(token)
+        subscriber, issued_at, digest = value.split(".")
+        return ConfirmationClaim(int(subscriber, 36), int(issued_at, 36), digest)
+    except (signing.BadSignature, ValueError):
+        return None
+
+
+def confirmation_token_matches(claim: ConfirmationClaim, *, state: str) -> bool:
+    """Return True if the state the token was made for is still the current one."""
+    return constant_time_compare(claim.digest, _state_digest(state))
+
+
+def confirmation_token_expired(claim: ConfirmationClaim, *, now: int) -> bool:
+    """Return True once CONFIRMATION_MAX_AGE_DAYS have passed since the token was made."""
+    return now - claim.issued_at > settings.CONFIRMATION_MAX_AGE_DAYS * 86400
+
+
+# --- Change of address ------------------------------------------------------------
+
+_ADDRESS_SALT = "dwvlist.subscriptions.address"
+
+
+@dataclass(frozen=True)
+class AddressClaim:
+    subscriber_id: int
+    old_email: str
+    new_email: str
+
+
+def address_token_make(*, subscriber_id: int, old_email: str, new_email: str) -> str:
+    """Return a token that moves the subscriber from old_email to new_email.
+
+    Carrying the old address makes it work once: after the change the
+    subscriber's address no longer matches it.
+    """
+    payload = {"s": subscriber_id, "o": old_email, "n": new_email}
+    return signing.dumps(payload, salt=_ADDRESS_SALT, compress=True)
+
+
+def address_token_read(token: str) -> AddressClaim | None:
+    """Return what an address token names, or None if it is forged or expired."""
+    if not isinstance(token, str) or len(token) > 2000:
+        return None
+    try:
+        payload = signing.loads(token, salt=_ADDRESS_SALT, max_age=settings.CONFIRMATION_MAX_AGE_DAYS * 86400)
+        return AddressClaim(int(payload["s"]), str(payload["o"]), str(payload["n"]))
+    except (signing.BadSignature, ValueError, KeyError, TypeError):
         return None
