@@ -1,5 +1,17 @@
-from django.urls import path  # noqa: F401  (archive pages are added here)
+from django.urls import path
+
+from issues import views
+from issues.feeds import ArchiveFeed
 
 app_name = "archive"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.archive_index, name="index"),
+    path("<slug:list_slug>/", views.archive_list, name="list"),
+    path("<slug:list_slug>/feed.atom", ArchiveFeed(), name="feed"),
+    path(
+        "<slug:list_slug>/<int:year>/<int:month>/<slug:issue_slug>/",
+        views.archive_issue,
+        name="issue",
+    ),
+]

@@ -1,0 +1,152 @@
+"""Render an issue into the HTML and plain-text parts of its mail, and into the archive.
+
+An issue is rendered once, when sending starts, into a frozen snapshot that
+still holds two placeholders; each reader's copy only has its own links
+filled in (rendered_personalize), it is never rendered again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import css_inline
+import nh3
+from django.template.loader import render_to_string
+from markdown_it import MarkdownIt
+
+if TYPE_CHECKING:
+    from issues.models import Issue
+    from subscriptions.models import MailingList
+
+UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
+PREFERENCES_URL = "%%preferences_url%%"
+
+# The article's HTML sits between these comments inside the frozen snapshot,
+# so the archive can show exactly what was sent, without the footer.
+ARTICLE_START = "<!--dwvlist:article-start-->"
+ARTICLE_END = "<!--dwvlist:article-end-->"
+
+ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+# Classes are harmless and let the article's own parts (subtitle, byline) be styled.
+_ALLOWED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "p": {"class"}, "div": {"class"}}
+
+_INLINE_LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?((?:[^\s()<>]|\([^\s()<>]*\))+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# A raw HTML tag, but not an autolink like <https://...> (no colon after the name).
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    subject: str
+    html: str
+    text: str
+
+
+def _markdown() -> MarkdownIt:
+    # CommonMark with bare URLs linkified. Indented code blocks are off: a
+    # pasted plain-text article often indents its paragraphs, and they must
+    # stay paragraphs.
+    md = MarkdownIt("commonmark", {"linkify": True, "html": True})
+    md.enable(["linkify", "strikethrough", "table"])
+    md.disable("code")
+    return md
+
+
+def markdown_sanitize(html: str) -> str:
+    """Return html with anything that could run script removed."""
+    return nh3.clean(
+        html, attributes=_ALLOWED_ATTRIBUTES, url_schemes=ALLOWED_URL_SCHEMES, link_rel="noopener noreferrer"
+    )
+
+
+def markdown_render(source: str) -> str:
+    """Return the sanitised HTML of a Markdown or plain-text source."""
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
+    return markdown_sanitize(_markdown().render(source))
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _primary_list(issue: Issue) -> MailingList | None:
+    if issue.pk is None:
+        return None
+    return issue.lists.order_by("id").first()
+
+
+def _article_html(issue: Issue) -> str:
+    return render_to_string(
+        "issues/article.html",
+        {
+            "subtitle": _one_line(issue.subtitle),
+            "byline": _one_line(issue.byline),
+            "body_html": markdown_render(issue.body),
+        },
+    ).strip()
+
+
+def _text_body(source: str) -> str:
+    # Markdown reads as plain text already; raw HTML tags go, and inline
+    # links would hide their URL, so it is spelt out after the link text.
+    source = source.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    source = _HTML_TAG.sub("", _SCRIPT_OR_STYLE.sub("", source))
+    return _INLINE_LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>" if m.group(1) else f"<{m.group(2)}>", source)
+
+
+def issue_render(issue: Issue) -> RenderedIssue:
+    """Render the issue's mail with the footer and the two link placeholders."""
+    mailing_list = _primary_list(issue)
+    footer_text = (mailing_list.footer_text if mailing_list else "").strip()
+    subject = _one_line(issue.title)
+    context = {
+        "subject": subject,
+        "title": subject,
+        "article_start": ARTICLE_START,
+        "article_html": _article_html(issue),
+        "article_end": ARTICLE_END,
+        "footer_html": markdown_render(footer_text) if footer_text else "",
+        "list_name": mailing_list.name if mailing_list else "",
+        "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
+    }
+    html = render_to_string("issues/email.html", context)
+    # Keep the <style> block: the dark-mode media query cannot be inlined.
+    html = css_inline.CSSInliner(keep_style_tags=True).inline(html)
+
+    head = subject
+    if issue.subtitle.strip():
+        head += "\n" + _one_line(issue.subtitle)
+    head += "\n" + "=" * min(len(subject), 72)
+    if issue.byline.strip():
+        head += "\n\n" + _one_line(issue.byline)
+    footer_lines = ["-- "]
+    if footer_text:
+        footer_lines.append(_text_body(footer_text))
+    footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
+    footer_lines.append(f"Preferences: {PREFERENCES_URL}")
+    text = f"{head}\n\n{_text_body(issue.body)}\n\n" + "\n".join(footer_lines) + "\n"
+    return RenderedIssue(subject=subject, html=html, text=text)
+
+
+def issue_render_archive(issue: Issue) -> str:
+    """Return the sanitised article (subtitle, byline, body) for the archive page.
+
+    A sent issue shows its frozen snapshot; an issue not yet sent is
+    rendered from its current text.
+    """
+    snapshot = issue.snapshot_html or ""
+    start = snapshot.find(ARTICLE_START)
+    end = snapshot.find(ARTICLE_END, start + 1)
+    if start != -1 and end != -1:
+        # Inline styles and the markers go; the archive has its own stylesheet.
+        return markdown_sanitize(snapshot[start + len(ARTICLE_START) : end]).strip()
+    return _article_html(issue)
+
+
+def rendered_personalize(content: str, *, unsubscribe_url: str, preferences_url: str) -> str:
+    """Fill one reader's links into a rendered part."""
+    return content.replace(UNSUBSCRIBE_URL, unsubscribe_url).replace(PREFERENCES_URL, preferences_url)

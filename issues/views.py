@@ -1,0 +1,395 @@
+"""The editor's pages: compose, preview, test, schedule, send, watch, report."""
+
+from __future__ import annotations
+
+import csv
+import functools
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dwvlist.charts import chart_svg_bars
+from issues import rendering, selectors, services
+from issues.delivery import preview_headers
+from issues.forms import IssueForm, ScheduleForm, TestSendForm
+from issues.models import Issue
+from subscriptions.selectors import dashboard_context
+
+EDITOR_GROUPS = ("Editors", "Admins")
+EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
+PREVIEW_UNSUBSCRIBE_URL = "/u/preview/"
+PREVIEW_PREFERENCES_URL = "/p/preview/"
+
+
+def user_is_editor(user) -> bool:
+    """Return whether the user may use the editor area."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.is_staff and user.groups.filter(name__in=EDITOR_GROUPS).exists()
+
+
+def editor_required(view):
+    """Send anonymous users to the login page and refuse other non-editors."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not user_is_editor(request.user):
+            raise PermissionDenied("The editor area is for editors and admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _issue(issue_id: int) -> Issue:
+    return get_object_or_404(Issue.objects.prefetch_related("lists"), pk=issue_id)
+
+
+@never_cache
+@require_GET
+@editor_required
+def home(request):
+    """Show the dashboard and the issues with their statuses."""
+    issues = Issue.objects.prefetch_related("lists").order_by("-created_at", "-id")
+    page = Paginator(issues, 25).get_page(request.GET.get("page"))
+    context = {**dashboard_context(), "page": page, "issues": page.object_list, "show_dashboard": True}
+    return render(request, "issues/home.html", context)
+
+
+def _form_page(request, *, issue: Issue | None):
+    form = IssueForm(request.POST or None, instance=issue)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            saved = form.save(commit=False)
+            if saved.author_id is None:
+                saved.author = request.user
+            saved.save()
+            form.save_m2m()
+        if form.cleaned_data.get("scheduled_at") and saved.status == Issue.Status.DRAFT:
+            messages.info(request, "Saved. Confirm the send time to schedule the issue.")
+            return redirect("editor:issue_schedule", issue_id=saved.pk)
+        messages.success(request, "Saved.")
+        return redirect("editor:issue_preview", issue_id=saved.pk)
+    return render(request, "issues/issue_form.html", {"form": form, "issue": issue})
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_new(request):
+    """Compose a new issue."""
+    return _form_page(request, issue=None)
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_edit(request, issue_id: int):
+    """Edit an issue that has not started sending."""
+    issue = _issue(issue_id)
+    if issue.status not in EDITABLE_STATUSES:
+        messages.error(request, f"This issue is {issue.get_status_display().lower()}: it can no longer be edited.")
+        return redirect("editor:issue_preview", issue_id=issue.pk)
+    return _form_page(request, issue=issue)
+
+
+def _rendered(issue: Issue) -> rendering.RenderedIssue:
+    """Return what readers got (the snapshot) or would get (a fresh render)."""
+    if issue.snapshot_html:
+        return rendering.RenderedIssue(
+            subject=issue.snapshot_subject, html=issue.snapshot_html, text=issue.snapshot_text
+        )
+    return rendering.issue_render(issue)
+
+
+def _preview_links(request) -> dict[str, str]:
+    return {
+        "unsubscribe_url": request.build_absolute_uri(PREVIEW_UNSUBSCRIBE_URL),
+        "preferences_url": request.build_absolute_uri(PREVIEW_PREFERENCES_URL),
+    }
+
+
+def _preview_headers(issue: Issue) -> dict[str, str]:
+    # The sender and list headers come from the issue's first list.
+    if not issue.lists.exists():
+        return {}
+    return preview_headers(issue=issue)
+
+
+@never_cache
+@require_GET
+@editor_required
+def issue_preview(request, issue_id: int):
+    """Show the mail as a reader gets it, with the actions the status allows."""
+    issue = _issue(issue_id)
+    rendered = _rendered(issue)
+    default_address = request.user.email or ""
+    context = {
+        "issue": issue,
+        "editable": issue.status in EDITABLE_STATUSES,
+        "subject": rendered.subject,
+        "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
+        "headers": _preview_headers(issue),
+        "test_form": TestSendForm(initial={"addresses": default_address}),
+    }
+    return render(request, "issues/issue_preview.html", context)
+
+
+@never_cache
+@require_GET
+@xframe_options_sameorigin
+@editor_required
+def issue_preview_html(request, issue_id: int):
+    """Answer the HTML mail alone, for the preview page's iframe."""
+    issue = _issue(issue_id)
+    html = rendering.rendered_personalize(_rendered(issue).html, **_preview_links(request))
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    # The mail is sanitised already; this keeps any slip from running here.
+    response["Content-Security-Policy"] = "script-src 'none'; object-src 'none'; base-uri 'none'"
+    return response
+
+
+@require_POST
+@editor_required
+def issue_test_send(request, issue_id: int):
+    """Mail a copy marked as a test to the typed addresses."""
+    issue = _issue(issue_id)
+    form = TestSendForm(request.POST)
+    if not form.is_valid():
+        rendered = _rendered(issue)
+        context = {
+            "issue": issue,
+            "editable": issue.status in EDITABLE_STATUSES,
+            "subject": rendered.subject,
+            "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
+            "headers": _preview_headers(issue),
+            "test_form": form,
+        }
+        return render(request, "issues/issue_preview.html", context, status=400)
+    if not issue.lists.exists():
+        # The sender, footer and list headers come from the issue's first list.
+        messages.error(request, "Choose at least one list before sending a test.")
+        return redirect("editor:issue_preview", issue_id=issue.pk)
+    addresses = form.cleaned_data["addresses"]
+    services.issue_send_test(issue=issue, addresses=addresses)
+    messages.success(request, f"A test copy is on its way to {', '.join(addresses)}.")
+    return redirect("editor:issue_preview", issue_id=issue.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_schedule(request, issue_id: int):
+    """Confirm a send time, showing how many readers will get the issue."""
+    issue = _issue(issue_id)
+    if issue.status != Issue.Status.DRAFT:
+        messages.error(request, f"This issue is {issue.get_status_display().lower()}: only a draft can be scheduled.")
+        return redirect("editor:issue_preview", issue_id=issue.pk)
+    initial = {"when": timezone.localtime(issue.scheduled_at)} if issue.scheduled_at else {}
+    form = ScheduleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.issue_schedule(issue=issue, when=form.cleaned_data["when"], user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            when = timezone.localtime(form.cleaned_data["when"])
+            messages.success(request, f"Scheduled for {when:%A %d %B %Y at %H:%M}.")
+            return redirect("editor:issue_preview", issue_id=issue.pk)
+    count = services.issue_recipient_count(issue=issue)
+    return render(request, "issues/issue_schedule.html", {"issue": issue, "form": form, "recipient_count": count})
+
+
+@require_POST
+@editor_required
+def issue_unschedule(request, issue_id: int):
+    """Turn a scheduled issue back into a draft."""
+    issue = _issue(issue_id)
+    if services.issue_unschedule(issue=issue):
+        messages.success(request, "No longer scheduled; the issue is a draft again.")
+    else:
+        messages.info(request, "This issue was not scheduled.")
+    return redirect("editor:issue_preview", issue_id=issue.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_send(request, issue_id: int):
+    """Confirm and start sending now."""
+    issue = _issue(issue_id)
+    if request.method == "POST":
+        try:
+            started = services.issue_send(issue=issue, user=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("editor:issue_preview", issue_id=issue.pk)
+        if started:
+            messages.success(request, "Sending has started.")
+        else:
+            issue.refresh_from_db()
+            messages.info(
+                request,
+                f"Nothing was done: this issue is already {issue.get_status_display().lower()}.",
+            )
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    if issue.status not in EDITABLE_STATUSES:
+        messages.info(request, f"This issue is already {issue.get_status_display().lower()}.")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    count = services.issue_recipient_count(issue=issue)
+    return render(request, "issues/issue_send.html", {"issue": issue, "recipient_count": count})
+
+
+def _progress(issue: Issue) -> dict:
+    progress = dict(services.issue_progress(issue=issue))
+    progress.setdefault("status", issue.status)
+    return progress
+
+
+@never_cache
+@require_GET
+@editor_required
+def issue_progress(request, issue_id: int):
+    """Show the live progress of a send, correct on every reload."""
+    issue = _issue(issue_id)
+    context = {"issue": issue, "progress": _progress(issue)}
+    return render(request, "issues/issue_progress.html", context)
+
+
+@never_cache
+@require_GET
+@editor_required
+def issue_progress_json(request, issue_id: int):
+    """Answer the progress figures for the page's poller."""
+    issue = _issue(issue_id)
+    progress = _progress(issue)
+    progress["status_display"] = Issue.Status(progress["status"]).label
+    return JsonResponse(progress)
+
+
+def _control(action, done: str, not_done: str):
+    @require_POST
+    @editor_required
+    def view(request, issue_id: int):
+        issue = _issue(issue_id)
+        if action(issue=issue):
+            messages.success(request, done)
+        else:
+            issue.refresh_from_db()
+            messages.info(request, f"{not_done} (the issue is {issue.get_status_display().lower()}).")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+
+    view.__name__ = view.__qualname__ = action.__name__
+    view.__doc__ = f"Call {action.__name__} and go back to the progress page."
+    return view
+
+
+issue_pause = _control(services.issue_pause, "Paused: no new batch starts until you resume.", "Nothing to pause")
+issue_resume = _control(services.issue_resume, "Resumed.", "Nothing to resume")
+issue_cancel = _control(services.issue_cancel, "Cancelled: nobody else will get this issue.", "Nothing to cancel")
+
+
+@never_cache
+@require_GET
+@editor_required
+def issue_report(request, issue_id: int):
+    """Show the issue's figures, failures and a chart of sends over time."""
+    issue = _issue(issue_id)
+    unit, points = selectors.issue_sends_over_time(issue=issue)
+    context = {
+        "issue": issue,
+        "report": selectors.issue_report(issue=issue),
+        "reasons": selectors.issue_failure_reasons(issue=issue),
+        "failures": selectors.issue_failures(issue=issue)[:50],
+        "chart": chart_svg_bars(points=points, title=f"Messages sent per {unit}"),
+        "chart_unit": unit,
+        "chart_points": points,
+    }
+    return render(request, "issues/issue_report.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_GET
+@editor_required
+def issue_failures_csv(request, issue_id: int):
+    """Download every failed delivery of the issue with its reason."""
+    issue = _issue(issue_id)
+    writer = csv.writer(_Echo())
+    rows = selectors.issue_failures(issue=issue).values_list("email", "status", "attempts", "last_error", "updated_at")
+
+    def lines():
+        yield writer.writerow(["email", "status", "attempts", "reason", "updated_at"])
+        for email, status, attempts, reason, updated in rows.iterator():
+            # A leading = + - @ would make a spreadsheet run a formula.
+            safe_reason = f"'{reason}" if reason[:1] in ("=", "+", "-", "@") else reason
+            yield writer.writerow([email, status, attempts, safe_reason, updated.isoformat()])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="issue-{issue.pk}-failures.csv"'
+    return response
+
+
+@require_POST
+@editor_required
+def issue_retry_failed(request, issue_id: int):
+    """Put the transient failures back in the queue."""
+    issue = _issue(issue_id)
+    count = services.issue_retry_failed(issue=issue)
+    if count:
+        messages.success(request, f"{count:,} failed deliveries are queued again.")
+    else:
+        messages.info(request, "There were no transient failures to retry.")
+    return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
+
+
+# The public archive ---------------------------------------------------------
+
+
+@require_GET
+def archive_index(request):
+    """List the lists whose past issues anyone may read."""
+    return render(request, "issues/archive_index.html", {"lists": selectors.archive_lists()})
+
+
+@require_GET
+def archive_list(request, list_slug: str):
+    """Show one list's sent issues, newest first, paginated and searchable."""
+    mailing_list = selectors.archive_list_get(slug=list_slug)
+    query = request.GET.get("q", "")[:200]
+    issues = selectors.archive_issues(mailing_list=mailing_list, query=query)
+    page = Paginator(issues, 20).get_page(request.GET.get("page"))
+    context = {
+        "mailing_list": mailing_list,
+        "query": query.strip(),
+        "page": page,
+        "entries": selectors.archive_entries(mailing_list=mailing_list, issues=list(page.object_list)),
+    }
+    return render(request, "issues/archive_list.html", context)
+
+
+@require_GET
+def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: str):
+    """Show one sent issue as it was mailed, without anything per reader."""
+    mailing_list = selectors.archive_list_get(slug=list_slug)
+    entry = selectors.archive_issue_get(mailing_list=mailing_list, year=year, month=month, slug=issue_slug)
+    context = {
+        "mailing_list": mailing_list,
+        "entry": entry,
+        "issue": entry.issue,
+        "title": entry.issue.snapshot_subject or entry.issue.title,
+        "article_html": rendering.issue_render_archive(entry.issue),
+    }
+    return render(request, "issues/archive_issue.html", context)

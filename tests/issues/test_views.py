@@ -1,0 +1,410 @@
+import csv
+import datetime
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+from django.utils import timezone
+
+from dwvlist.celery import app as celery_app
+from issues.models import MAX_BODY_LENGTH, Delivery, Issue
+from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+
+PASSWORD = "a-long-test-password-42"
+
+
+def make_user(username: str, *, staff: bool = True, group: str | None = None, superuser: bool = False) -> User:
+    user = User.objects.create_user(
+        username, f"{username}@staff.example.org", PASSWORD, is_staff=staff, is_superuser=superuser
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def cast(db):
+    return {
+        "editor": make_user("eddie", group="Editors"),
+        "admin": make_user("ada", group="Admins"),
+        "superuser": make_user("root", superuser=True),
+        "staff_without_role": make_user("stan"),
+        "reader_account": make_user("rita", staff=False, group="Editors"),
+    }
+
+
+@pytest.fixture
+def mailing_list(db):
+    return MailingList.objects.create(
+        name="Detroit Workers' Voice",
+        slug="dwv",
+        from_name="DWV",
+        from_email="list@dwv.example.org",
+        footer_text="Write to us: editors@dwv.example.org",
+    )
+
+
+def subscribe(mailing_list, email, *, status="active"):
+    reader, _ = Subscriber.objects.get_or_create(email=email)
+    return Subscription.objects.create(
+        subscriber=reader,
+        mailing_list=mailing_list,
+        status=status,
+        consent_source="form",
+        confirmed_at=timezone.now() if status == "active" else None,
+    )
+
+
+@pytest.fixture
+def issue(mailing_list):
+    issue = Issue.objects.create(title="The plant is closing", byline="By Ana Ruiz", body="Read https://example.com/")
+    issue.lists.add(mailing_list)
+    return issue
+
+
+@pytest.fixture
+def editor_client(client, cast):
+    client.force_login(cast["editor"])
+    return client
+
+
+def editor_urls(issue_id: int) -> list[tuple[str, str]]:
+    get = [
+        "home",
+        "issue_new",
+        "issue_preview",
+        "issue_preview_html",
+        "issue_edit",
+        "issue_schedule",
+        "issue_send",
+        "issue_progress",
+        "issue_progress_json",
+        "issue_report",
+        "issue_failures_csv",
+    ]
+    post = ["issue_test_send", "issue_unschedule", "issue_pause", "issue_resume", "issue_cancel", "issue_retry_failed"]
+    urls = []
+    for name in get + post:
+        kwargs = {} if name in ("home", "issue_new") else {"issue_id": issue_id}
+        urls.append(("get" if name in get else "post", reverse(f"editor:{name}", kwargs=kwargs)))
+    return urls
+
+
+def test_anonymous_users_are_sent_to_the_login_page_from_every_editor_url(client, issue):
+    for method, url in editor_urls(issue.pk):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/editor/login/?next="), url
+
+
+@pytest.mark.parametrize("who", ["staff_without_role", "reader_account"])
+def test_users_who_are_not_editors_get_403_on_every_editor_url(client, cast, issue, who):
+    client.force_login(cast[who])
+    for method, url in editor_urls(issue.pk):
+        assert getattr(client, method)(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("who", ["editor", "admin", "superuser"])
+def test_editors_and_admins_can_open_every_editor_url(client, cast, issue, who):
+    client.force_login(cast[who])
+    for method, url in editor_urls(issue.pk):
+        data = {"addresses": "me@example.org"} if url.endswith("/test/") else {}
+        response = getattr(client, method)(url, data)
+        assert response.status_code in (200, 302), url
+        if response.status_code == 302:
+            assert not response["Location"].startswith("/editor/login/"), url
+
+
+def test_login_page_logs_an_editor_in(client, cast):
+    response = client.get("/editor/login/")
+    assert response.status_code == 200
+    assert b'<label for="id_username">' in response.content
+    response = client.post("/editor/login/", {"username": "eddie", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == "/editor/"
+    assert client.get("/editor/").status_code == 200
+
+
+def test_logout_is_a_post(editor_client):
+    assert editor_client.post("/editor/logout/").status_code == 302
+    assert editor_client.get("/editor/").status_code == 302
+
+
+def test_home_lists_issues_with_their_status(editor_client, issue):
+    Issue.objects.create(title="Last week's", body="x", status="sent", sent_at=timezone.now())
+    page = editor_client.get("/editor/").content.decode()
+    assert "The plant is closing" in page
+    assert "Last week&#x27;s" in page
+    assert "Draft" in page and "Sent" in page
+
+
+def test_creating_an_issue_saves_it_and_shows_the_preview(editor_client, cast, mailing_list):
+    response = editor_client.post(
+        reverse("editor:issue_new"),
+        {"title": "Strike vote", "byline": "By the editors", "body": "Vote *yes*.", "lists": [mailing_list.pk]},
+    )
+    issue = Issue.objects.get(title="Strike vote")
+    assert response["Location"] == reverse("editor:issue_preview", kwargs={"issue_id": issue.pk})
+    assert issue.author == cast["editor"]
+    assert list(issue.lists.all()) == [mailing_list]
+    assert issue.status == "draft"
+
+
+@pytest.mark.parametrize("field", ["title", "subtitle", "byline"])
+def test_line_breaks_in_title_subtitle_or_byline_are_refused(editor_client, mailing_list, field):
+    data = {"title": "Fine", "subtitle": "", "byline": "", "body": "Text.", "lists": [mailing_list.pk]}
+    data[field] = "Fine\r\nBcc: everyone@example.org"
+    response = editor_client.post(reverse("editor:issue_new"), data)
+    assert response.status_code == 200
+    assert "must be a single line, without line breaks" in response.content.decode()
+    assert not Issue.objects.exists()
+
+
+def test_a_body_over_one_megabyte_is_refused_with_a_clear_message(editor_client, mailing_list):
+    body = "x" * (MAX_BODY_LENGTH + 1)
+    response = editor_client.post(
+        reverse("editor:issue_new"), {"title": "Long", "body": body, "lists": [mailing_list.pk]}
+    )
+    assert response.status_code == 200
+    assert "The body is too long: 1,000,001 characters, the most is 1,000,000 (1 MB)." in response.content.decode()
+    assert not Issue.objects.exists()
+
+
+def test_a_send_time_in_the_past_is_refused(editor_client, mailing_list, issue):
+    past = (timezone.localtime() - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    response = editor_client.post(
+        reverse("editor:issue_new"), {"title": "Late", "body": "x", "lists": [mailing_list.pk], "scheduled_at": past}
+    )
+    assert "The send time must be in the future." in response.content.decode()
+    response = editor_client.post(reverse("editor:issue_schedule", kwargs={"issue_id": issue.pk}), {"when": past})
+    assert response.status_code == 200
+    assert "The send time must be in the future." in response.content.decode()
+    issue.refresh_from_db()
+    assert issue.status == "draft"
+
+
+def test_a_send_time_on_the_form_leads_to_the_schedule_confirmation(editor_client, mailing_list):
+    when = (timezone.localtime() + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    response = editor_client.post(
+        reverse("editor:issue_new"), {"title": "Later", "body": "x", "lists": [mailing_list.pk], "scheduled_at": when}
+    )
+    issue = Issue.objects.get(title="Later")
+    assert response["Location"] == reverse("editor:issue_schedule", kwargs={"issue_id": issue.pk})
+    assert issue.status == "draft"
+
+
+def test_schedule_confirmation_shows_the_deduplicated_recipient_count(editor_client, mailing_list, issue):
+    other = MailingList.objects.create(name="Other", slug="other", from_name="O", from_email="o@example.org")
+    issue.lists.add(other)
+    subscribe(mailing_list, "both@example.org")
+    subscribe(other, "both@example.org")
+    subscribe(mailing_list, "one@example.org")
+    subscribe(mailing_list, "pending@example.org", status="pending")
+    subscribe(other, "gone@example.org")
+    Suppression.objects.create(email_hash="x" * 64, email="gone@example.org", reason="hard_bounce")
+    url = reverse("editor:issue_schedule", kwargs={"issue_id": issue.pk})
+    page = editor_client.get(url).content.decode()
+    assert "It will go to <strong>2</strong> readers" in page
+    when = timezone.localtime() + datetime.timedelta(days=2)
+    response = editor_client.post(url, {"when": when.strftime("%Y-%m-%dT%H:%M")})
+    assert response.status_code == 302
+    issue.refresh_from_db()
+    assert issue.status == "scheduled"
+    assert issue.scheduled_at == when.replace(second=0, microsecond=0)
+
+
+def test_unschedule_makes_a_draft_again(editor_client, issue):
+    Issue.objects.filter(pk=issue.pk).update(status="scheduled", scheduled_at=timezone.now() + datetime.timedelta(1))
+    editor_client.post(reverse("editor:issue_unschedule", kwargs={"issue_id": issue.pk}))
+    issue.refresh_from_db()
+    assert issue.status == "draft"
+
+
+def test_send_now_asks_for_confirmation_then_freezes_and_writes_the_ledger(editor_client, mailing_list, issue):
+    subscribe(mailing_list, "a@example.org")
+    subscribe(mailing_list, "b@example.org")
+    url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
+    page = editor_client.get(url).content.decode()
+    assert "Send to 2 readers" in page
+    assert Issue.objects.get(pk=issue.pk).status == "draft"
+    response = editor_client.post(url)
+    assert response["Location"] == reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
+    issue.refresh_from_db()
+    assert issue.status == "sending"
+    assert issue.snapshot_html and issue.snapshot_text
+    assert set(Delivery.objects.filter(issue=issue).values_list("email", flat=True)) == {
+        "a@example.org",
+        "b@example.org",
+    }
+
+
+def test_a_second_send_is_a_no_op_that_says_so(editor_client, mailing_list, issue):
+    subscribe(mailing_list, "a@example.org")
+    url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
+    editor_client.post(url)
+    response = editor_client.post(url, follow=True)
+    assert "Nothing was done: this issue is already sending." in response.content.decode()
+    assert Delivery.objects.filter(issue=issue).count() == 1
+
+
+def test_a_sent_issue_is_frozen(editor_client, issue):
+    Issue.objects.filter(pk=issue.pk).update(status="sent", sent_at=timezone.now())
+    url = reverse("editor:issue_edit", kwargs={"issue_id": issue.pk})
+    response = editor_client.post(url, {"title": "Changed", "body": "Changed", "lists": [issue.lists.get().pk]})
+    assert response.status_code == 302
+    issue.refresh_from_db()
+    assert issue.title == "The plant is closing"
+    assert "it can no longer be edited" in editor_client.get(response["Location"]).content.decode()
+
+
+def test_preview_shows_plain_text_headers_and_frames_the_html(editor_client, issue, cast):
+    page = editor_client.get(reverse("editor:issue_preview", kwargs={"issue_id": issue.pk})).content.decode()
+    frame_url = reverse("editor:issue_preview_html", kwargs={"issue_id": issue.pk})
+    assert f'<iframe src="{frame_url}"' in page
+    assert "List-Unsubscribe-Post" in page
+    assert "By Ana Ruiz" in page
+    assert "Unsubscribe: http://testserver/u/preview/" in page
+    assert 'value="eddie@staff.example.org"' in page  # the test send goes to the editor by default
+    assert "%%" not in page
+    frame = editor_client.get(frame_url)
+    assert frame["X-Frame-Options"] == "SAMEORIGIN"
+    assert "script-src 'none'" in frame["Content-Security-Policy"]
+    assert 'href="http://testserver/u/preview/"' in frame.content.decode()
+    assert editor_client.get("/editor/")["X-Frame-Options"] == "DENY"
+
+
+@pytest.fixture
+def eager_celery():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def test_send_a_test_mails_a_copy_marked_as_a_test(
+    editor_client, issue, outbox, eager_celery, django_capture_on_commit_callbacks
+):
+    url = reverse("editor:issue_test_send", kwargs={"issue_id": issue.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(url, {"addresses": "one@example.org, Two@Example.ORG"})
+    assert response.status_code == 302
+    mails = sorted(p.read_text() for p in outbox.glob("*.eml"))
+    assert len(mails) == 2
+    assert all("Subject: [TEST] The plant is closing" in m for m in mails)
+    assert Issue.objects.get(pk=issue.pk).status == "draft"
+
+
+def test_send_a_test_refuses_bad_addresses(editor_client, issue):
+    url = reverse("editor:issue_test_send", kwargs={"issue_id": issue.pk})
+    response = editor_client.post(url, {"addresses": "fine@example.org, not-an-address"})
+    assert response.status_code == 400
+    assert "not-an-address: That is not a valid email address" in response.content.decode()
+
+
+def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(editor_client, mailing_list, issue):
+    for n in range(4):
+        subscribe(mailing_list, f"r{n}@example.org")
+    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    Delivery.objects.filter(issue=issue, email__in=["r0@example.org", "r1@example.org"]).update(
+        status="sent", sent_at=timezone.now()
+    )
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert 'Sent <span data-field="sent">2</span> of <span data-field="total">4</span>' in page
+    assert '<progress id="progress-bar" max="100" value="50.0">' in page
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["sent"] == 2 and data["total"] == 4 and data["pending"] == 2
+    assert data["status_display"] == "Sending"
+
+
+def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
+    subscribe(mailing_list, "a@example.org")
+    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
+    assert Issue.objects.get(pk=issue.pk).status == "paused"
+    editor_client.post(reverse("editor:issue_resume", kwargs={"issue_id": issue.pk}))
+    assert Issue.objects.get(pk=issue.pk).status == "sending"
+    editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}))
+    assert Issue.objects.get(pk=issue.pk).status == "cancelled"
+    assert Delivery.objects.get(issue=issue).status == "cancelled"
+
+
+def test_controls_are_post_only(editor_client, issue):
+    assert editor_client.get(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk})).status_code == 405
+
+
+@pytest.fixture
+def sent_issue(mailing_list, issue):
+    now = timezone.now()
+    Issue.objects.filter(pk=issue.pk).update(status="sent", started_at=now, sent_at=now)
+    rows = [
+        ("ok1@example.org", "delivered", ""),
+        ("ok2@example.org", "sent", ""),
+        ("bounce@example.org", "bounced", "550 5.1.1 No such user"),
+        ("spam@example.org", "complained", ""),
+        ("fail@example.org", "failed", '=HYPERLINK("http://evil")'),
+    ]
+    for email, status, error in rows:
+        reader = Subscriber.objects.create(email=email)
+        Delivery.objects.create(
+            issue=issue,
+            subscriber=reader,
+            mailing_list=mailing_list,
+            email=email,
+            status=status,
+            last_error=error,
+            sent_at=now if status != "failed" else None,
+            opened_at=now if email == "ok1@example.org" else None,
+        )
+    unsubscribed = subscribe(mailing_list, "ok2@example.org")
+    Subscription.objects.filter(pk=unsubscribed.pk).update(
+        status="unsubscribed", unsubscribed_at=now, unsubscribe_source="link", unsubscribe_issue=issue
+    )
+    return issue
+
+
+def test_report_shows_the_figures_and_the_failures(editor_client, sent_issue):
+    page = editor_client.get(reverse("editor:issue_report", kwargs={"issue_id": sent_issue.pk})).content.decode()
+    for label, value in [
+        ("Recipients", 5),
+        ("Sent", 4),
+        ("Delivered", 1),
+        ("Bounced", 1),
+        ("Complained", 1),
+        ("Unsubscribed because of this issue", 1),
+        ("Failed", 1),
+    ]:
+        assert f'<th scope="row">{label}</th><td>{value}</td>' in page
+    assert "550 5.1.1 No such user" in page
+    assert "<svg" in page and "Messages sent per minute" in page
+    assert "Opened" not in page  # tracking is off for this list
+
+
+def test_report_shows_opens_only_when_a_list_tracks(editor_client, sent_issue, mailing_list):
+    MailingList.objects.filter(pk=mailing_list.pk).update(tracking_enabled=True)
+    page = editor_client.get(reverse("editor:issue_report", kwargs={"issue_id": sent_issue.pk})).content.decode()
+    assert '<th scope="row">Opened</th><td>1</td>' in page
+
+
+def test_failures_download_as_csv_without_spreadsheet_formulas(editor_client, sent_issue):
+    response = editor_client.get(reverse("editor:issue_failures_csv", kwargs={"issue_id": sent_issue.pk}))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["email", "status", "attempts", "reason", "updated_at"]
+    by_email = {row[0]: row for row in rows[1:]}
+    assert set(by_email) == {"bounce@example.org", "spam@example.org", "fail@example.org"}
+    assert by_email["bounce@example.org"][3] == "550 5.1.1 No such user"
+    assert by_email["fail@example.org"][3] == '\'=HYPERLINK("http://evil")'
+
+
+def test_retry_the_failed_ones_queues_them_again(editor_client, sent_issue):
+    response = editor_client.post(reverse("editor:issue_retry_failed", kwargs={"issue_id": sent_issue.pk}), follow=True)
+    assert "1 failed deliveries are queued again." in response.content.decode()
+    assert Delivery.objects.get(issue=sent_issue, email="fail@example.org").status == "pending"
+
+
+def test_send_a_test_needs_a_list(editor_client, db):
+    issue = Issue.objects.create(title="No list yet", body="x")
+    response = editor_client.post(
+        reverse("editor:issue_test_send", kwargs={"issue_id": issue.pk}), {"addresses": "me@example.org"}, follow=True
+    )
+    assert "Choose at least one list before sending a test." in response.content.decode()
