@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
 
@@ -12,7 +12,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 # Two queues: "bulk" carries the sending batches, "default" everything else,
 # so confirmation mails never wait behind a 100k-recipient issue.
-app.conf.task_queues = (Queue("default"), Queue("bulk"))
+app.conf.task_queues = (
+    Queue("default", Exchange("default"), routing_key="default"),
+    Queue("bulk", Exchange("bulk"), routing_key="bulk"),
+)
 app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
 app.autodiscover_tasks()
 

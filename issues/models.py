@@ -97,6 +97,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when the row was taken back from a worker that stopped mid-batch:
+    # that copy may have reached the reader before the worker died.
+    reclaimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
@@ -165,3 +168,67 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.recipient}"
+
+
+class Comment(models.Model):
+    """A reader's reply to an issue, received through the provider's inbound webhook."""
+
+    class Status(models.TextChoices):
+        UNHANDLED = "unhandled", "Unhandled"
+        HANDLED = "handled", "Handled"
+
+    provider = models.CharField(max_length=40)
+    # The provider's id for the inbound mail, else one derived from the mail
+    # itself, so that a replayed webhook stores nothing new.
+    event_id = models.CharField(max_length=255)
+    issue = models.ForeignKey(Issue, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments")
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
+    sender_email = models.EmailField(max_length=EMAIL_MAX_LENGTH)
+    sender_name = models.CharField(max_length=200, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="Sanitised; kept only when the mail had no text part.")
+    truncated = models.BooleanField(default=False)
+    attachments_dropped = models.PositiveSmallIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNHANDLED)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answer_text = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Published as a letter in the archive only with the writer's consent,
+    # which the editor records (when and who) before publishing.
+    published = models.BooleanField(default=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="comment_unique_per_provider"),
+            models.CheckConstraint(condition=Q(status__in=["unhandled", "handled"]), name="comment_status_valid"),
+            models.CheckConstraint(
+                condition=Q(published=False) | (Q(consent_at__isnull=False) & Q(issue__isnull=False)),
+                name="comment_published_has_consent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="comment_status_received"),
+            models.Index(fields=["issue", "published"], name="comment_issue_published"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_email}: {self.subject}"

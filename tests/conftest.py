@@ -112,7 +112,14 @@ def child_env(**extra: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` child process."""
 
-    def __init__(self, *, queues: str = "default,bulk", concurrency: int = 2, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        queues: str = "default,bulk",
+        concurrency: int = 2,
+        env: dict | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.log = _session_tmp / f"worker-{self.hostname}.log"
         command = [
@@ -134,7 +141,9 @@ class WorkerProcess:
             "info",
             "--without-mingle",
             "--without-gossip",
+            *extra_args,
         ]
+        self.redis_url = (env or {}).get("REDIS_URL") or settings.REDIS_URL
         self._log_file = open(self.log, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             command,
@@ -146,7 +155,7 @@ class WorkerProcess:
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,228 @@
+"""`make bench`: send one issue to N readers and measure it.
+
+    python -m bench [--transport smtp|mailgun|postmark] [-n N] [--workers 2] [--skip-import]
+
+Runs against PostgreSQL (DATABASE_URL, default a fresh `dwvlist_bench`
+database on 127.0.0.1) and Redis (REDIS_URL, else an embedded one), with
+real worker processes and a loopback sink (SMTP, or an HTTP server that
+speaks Mailgun's or Postmark's API). Prints the ledger snapshot time, the
+wall time from "send" to the last recipient accepted, recipients per
+second, peak worker RSS, and the recipients counted at the sink with the
+duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dwvlist_bench"
+ARTICLE = (ROOT / "bench" / "article.txt").read_text()
+
+
+def _database_fresh(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _readers_generate(n: int) -> float:
+    """Insert N confirmed readers on one list with set-based SQL; return seconds."""
+    from django.db import connection
+
+    from subscriptions.models import MailingList
+
+    started = time.perf_counter()
+    mailing_list = MailingList.objects.create(
+        name="Detroit Workers' Voice",
+        slug="dwv",
+        from_name="Detroit Workers' Voice",
+        from_email="list@lists.example.org",
+        reply_to="editors@example.org",
+        footer_text="Detroit Workers' Voice · write to editors@example.org",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO subscriptions_subscriber (email, name, created_at, updated_at)
+            SELECT 'reader' || g || '@example.org', 'Reader ' || g, now(), now() FROM generate_series(1, %s) g
+            """,
+            [n],
+        )
+        cursor.execute(
+            """
+            INSERT INTO subscriptions_subscription
+                (subscriber_id, mailing_list_id, status, consent_source, consented_at, consent_detail,
+                 confirmed_at, unsubscribe_source, created_at, updated_at)
+            SELECT id, %s, 'active', 'import', now(), 'benchmark', now(), '', now(), now()
+              FROM subscriptions_subscriber
+            """,
+            [mailing_list.pk],
+        )
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def _workers_start(count: int, env: dict, log_dir: Path) -> list[subprocess.Popen]:
+    workers = []
+    for index in range(count):
+        log = open(log_dir / f"worker-{index}.log", "wb")  # noqa: SIM115 (lives as long as the worker)
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "dwvlist", "worker", "-Q", "bulk,default",
+                    "-c", "1", "-n", f"bench{index}@%h", "-l", "warning", "--without-mingle", "--without-gossip",
+                ],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        )  # fmt: skip
+    return workers
+
+
+def _rss_peak(workers: list[subprocess.Popen], peak: dict[int, int]) -> None:
+    for worker in workers:
+        try:
+            family = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in family:
+            try:
+                rss = process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            peak[process.pid] = max(peak.get(process.pid, 0), rss)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transport", choices=["smtp", "mailgun", "postmark"], default="smtp")
+    parser.add_argument("-n", type=int, default=100_000, help="readers (default 100,000)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--batch", type=int, default=None, help="recipients per batch (default: transport's max)")
+    args = parser.parse_args()
+
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    _database_fresh(database_url)
+    work = Path(tempfile.mkdtemp(prefix="dwvlist-bench-"))
+    os.environ.update({"DATABASE_URL": database_url, "DEBUG": "1", "VAR_DIR": str(work), "LOG_LEVEL": "warning"})
+
+    from dwvlist.embedded_redis import redis_ensure
+
+    redis_url, embedded = redis_ensure(workdir=work / "redis", fallback=True)
+    os.environ["REDIS_URL"] = redis_url
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+    from bench.sinks import EspSink, FastSmtpSink
+
+    if args.transport == "smtp":
+        sink = FastSmtpSink().start()
+        transport_env = {"EMAIL_TRANSPORT": "smtp", "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(sink.port)}
+        batch = args.batch or 500
+    elif args.transport == "mailgun":
+        sink = EspSink().start()
+        transport_env = {
+            "EMAIL_TRANSPORT": "mailgun",
+            "ANYMAIL_MAILGUN_API_KEY": "key-bench",
+            "ANYMAIL_MAILGUN_API_URL": f"{sink.url}/v3",
+        }
+        batch = args.batch or 1000
+    else:
+        sink = EspSink().start()
+        transport_env = {
+            "EMAIL_TRANSPORT": "postmark",
+            "ANYMAIL_POSTMARK_SERVER_TOKEN": "bench",
+            "ANYMAIL_POSTMARK_API_URL": f"{sink.url}/",
+        }
+        batch = args.batch or 200
+    os.environ.update(transport_env)
+    os.environ.update({"SEND_BATCH_SIZE": str(batch), "SEND_LANES": str(args.workers * 2)})
+    env = dict(os.environ)
+
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
+    django.setup()
+    from issues import services
+    from issues.models import Delivery, Issue
+    from subscriptions.models import MailingList
+
+    print(f"generating {args.n:,} readers on PostgreSQL ...", flush=True)
+    generate_seconds = _readers_generate(args.n)
+    workers = _workers_start(args.workers, env, work)
+    peak: dict[int, int] = {}
+    try:
+        time.sleep(4)  # let the workers connect
+        issue = Issue.objects.create(title="When the plant closes", byline="The editors", body=ARTICLE)
+        issue.lists.set(MailingList.objects.all())
+        started = time.perf_counter()
+        services.issue_send(issue=issue)
+        send_seconds = time.perf_counter() - started
+        snapshot_started = time.perf_counter()
+        # The ledger was written inside issue_send; time a second write of the
+        # same statement on a copy to report the snapshot on its own.
+        with_snapshot = Issue.objects.create(title="Snapshot timing", body="x")
+        with_snapshot.lists.set(MailingList.objects.all())
+        services.ledger_write(issue=with_snapshot)
+        snapshot_seconds = time.perf_counter() - snapshot_started
+        Delivery.objects.filter(issue=with_snapshot).delete()
+        last_report = 0.0
+        while True:
+            _rss_peak(workers, peak)
+            now = time.perf_counter()
+            if now - last_report >= 5:
+                last_report = now
+                print(f"  {sink.tally.total:>9,} / {args.n:,} at the sink after {now - started:6.1f} s", flush=True)
+            if Issue.objects.filter(pk=issue.pk, status="sent").exists():
+                break
+            if any(w.poll() is not None for w in workers):
+                raise SystemExit("a worker died; see its log in " + str(work))
+            time.sleep(0.5)
+        wall = (sink.tally.last_at or time.monotonic()) - (sink.tally.first_at or time.monotonic())
+        total_wall = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for worker in workers:
+            worker.wait(timeout=30)
+        sink.stop()
+        if embedded:
+            embedded.stop()
+    sent = Delivery.objects.filter(issue=issue, status="sent").count()
+    peak_mb = max(peak.values()) / 2**20 if peak else 0.0
+    print()
+    print(f"transport               {args.transport} (batch {batch}, {args.workers} worker processes)")
+    print(f"readers                 {args.n:,} (generated in {generate_seconds:.1f} s)")
+    print(f"issue size              {len(ARTICLE.encode()):,} bytes of text")
+    print(f"issue_send (snapshot)   {send_seconds:.2f} s; ledger write alone {snapshot_seconds:.2f} s")
+    print(f"wall, send -> last      {total_wall:.1f} s")
+    print(f"recipients/s            {args.n / total_wall:,.0f} (sink busy {wall:.1f} s)")
+    print(f"peak worker RSS         {peak_mb:.0f} MB")
+    print(f"counted at the sink     {sink.tally.unique:,} unique, {sink.tally.duplicates} duplicates")
+    print(f"own List-Unsubscribe    missing {sink.tally.missing_unsubscribe}, shared {sink.tally.shared_unsubscribe}")
+    print(f"ledger rows sent        {sent:,}")
+    ok = sink.tally.unique == args.n and sink.tally.duplicates == 0 and sent == args.n
+    print("RESULT", "ok" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""Sending an issue: the snapshot, the ledger, scheduling, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from issues.models import Delivery, Issue
+from issues.rendering import issue_render
+from subscriptions.models import Subscriber, Subscription, Suppression
+
+
+def _recipients(issue: Issue):
+    list_ids = list(issue.lists.values_list("id", flat=True))
+    suppressed = Suppression.objects.exclude(email="").filter(email__iexact=OuterRef("email"))
+    return (
+        Subscriber.objects.filter(
+            subscriptions__mailing_list_id__in=list_ids,
+            subscriptions__status=Subscription.Status.ACTIVE,
+            subscriptions__confirmed_at__isnull=False,
+        )
+        .exclude(Exists(suppressed))
+        .distinct()
+    )
+
+
+def issue_recipient_count(*, issue: Issue) -> int:
+    """Return how many readers the issue would reach now, each counted once."""
+    return _recipients(issue).count()
+
+
+def ledger_write(*, issue: Issue) -> int:
+    """Write one pending Delivery per reader of the issue's lists, in one statement; return rows added.
+
+    Each reader is counted once however many of the lists they are on, and
+    gets the issue through the first of those lists. Safe to run twice:
+    the unique (issue, subscriber) pair makes a second run add nothing.
+    """
+    list_ids = list(issue.lists.values_list("id", flat=True))
+    if not list_ids:
+        return 0
+    now = timezone.now()
+    placeholders = ", ".join(["%s"] * len(list_ids))
+    delivery = Delivery._meta.db_table
+    subscriber = Subscriber._meta.db_table
+    subscription = Subscription._meta.db_table
+    suppression = Suppression._meta.db_table
+    sql = f"""
+        INSERT INTO {delivery}
+            (issue_id, subscriber_id, mailing_list_id, email, status, attempts, last_error, claim_token,
+             provider_message_id, created_at, updated_at)
+        SELECT %s, s.id, MIN(sub.mailing_list_id), s.email, 'pending', 0, '', '', '', %s, %s
+          FROM {subscriber} s
+          JOIN {subscription} sub ON sub.subscriber_id = s.id
+         WHERE sub.mailing_list_id IN ({placeholders})
+           AND sub.status = 'active'
+           AND sub.confirmed_at IS NOT NULL
+           AND NOT EXISTS (
+               SELECT 1 FROM {suppression} x WHERE x.email <> '' AND LOWER(x.email) = LOWER(s.email))
+         GROUP BY s.id, s.email
+        ON CONFLICT (issue_id, subscriber_id) DO NOTHING
+    """  # noqa: S608 (table names from the models, values as parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [issue.pk, now, now, *list_ids])
+        return cursor.rowcount
+
+
+def issue_freeze(*, issue: Issue) -> None:
+    """Render the issue once into its snapshot: what readers get and the archive shows."""
+    rendered = issue_render(issue)
+    issue.snapshot_subject = rendered.subject
+    issue.snapshot_html = rendered.html
+    issue.snapshot_text = rendered.text
+    issue.snapshot_at = timezone.now()
+    if not issue.slug:
+        issue.slug = slugify(issue.title)[:120] or f"issue-{issue.pk}"
+    issue.save(update_fields=["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "slug"])
+
+
+def _lanes_start(issue_id: int) -> None:
+    from django.conf import settings
+
+    from issues.tasks import send_batch
+
+    for _ in range(settings.SEND_LANES):
+        send_batch.delay(issue_id)
+
+
+def issue_send(*, issue: Issue, user=None) -> bool:
+    """Start sending the issue now; return False (and do nothing) if it already started.
+
+    Freezes the snapshot, writes the ledger and queues the batch tasks once
+    the transaction commits.
+    """
+    if not issue.lists.exists():
+        raise ValidationError("Choose at least one list before sending.")
+    with transaction.atomic():
+        started = Issue.objects.filter(pk=issue.pk, status__in=[Issue.Status.DRAFT, Issue.Status.SCHEDULED]).update(
+            status=Issue.Status.SENDING, started_at=timezone.now(), updated_at=timezone.now()
+        )
+        if started != 1:
+            return False
+        issue.refresh_from_db()
+        issue_freeze(issue=issue)
+        ledger_write(issue=issue)
+        transaction.on_commit(lambda: _lanes_start(issue.pk))
+    return True
+
+
+def issue_schedule(*, issue: Issue, when: datetime, user=None) -> None:
+    """Schedule a draft issue for `when`; refuse a time in the past."""
+    if when <= timezone.now():
+        raise ValidationError("The send time is in the past; choose a time in the future.")
+    if not issue.lists.exists():
+        raise ValidationError("Choose at least one list before scheduling.")
+    updated = Issue.objects.filter(pk=issue.pk, status__in=[Issue.Status.DRAFT, Issue.Status.SCHEDULED]).update(
+        status=Issue.Status.SCHEDULED, scheduled_at=when, updated_at=timezone.now()
+    )
+    if updated != 1:
+        raise ValidationError("Only a draft can be scheduled; this issue is already sending or sent.")
+    issue.refresh_from_db()
+
+
+def issue_unschedule(*, issue: Issue) -> bool:
+    """Turn a scheduled issue back into a draft."""
+    updated = Issue.objects.filter(pk=issue.pk, status=Issue.Status.SCHEDULED).update(
+        status=Issue.Status.DRAFT, scheduled_at=None, updated_at=timezone.now()
+    )
+    issue.refresh_from_db()
+    return updated == 1
+
+
+def issues_start_due() -> list[int]:
+    """Start every scheduled issue whose time has come; return their ids."""
+    started = []
+    for issue in Issue.objects.filter(status=Issue.Status.SCHEDULED, scheduled_at__lte=timezone.now()):
+        if issue_send(issue=issue):
+            started.append(issue.pk)
+    return started
+
+
+def issue_pause(*, issue: Issue) -> bool:
+    """Pause a sending issue; workers stop after their current batch."""
+    updated = Issue.objects.filter(pk=issue.pk, status=Issue.Status.SENDING).update(
+        status=Issue.Status.PAUSED, updated_at=timezone.now()
+    )
+    issue.refresh_from_db()
+    return updated == 1
+
+
+def issue_resume(*, issue: Issue) -> bool:
+    """Resume a paused issue."""
+    updated = Issue.objects.filter(pk=issue.pk, status=Issue.Status.PAUSED).update(
+        status=Issue.Status.SENDING, updated_at=timezone.now()
+    )
+    issue.refresh_from_db()
+    if updated == 1:
+        transaction.on_commit(lambda: _lanes_start(issue.pk))
+    return updated == 1
+
+
+def issue_cancel(*, issue: Issue) -> bool:
+    """Cancel a scheduled, sending or paused issue; readers not yet sent to get nothing."""
+    with transaction.atomic():
+        updated = Issue.objects.filter(
+            pk=issue.pk, status__in=[Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED]
+        ).update(status=Issue.Status.CANCELLED, updated_at=timezone.now())
+        if updated == 1:
+            Delivery.objects.filter(
+                issue_id=issue.pk, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
+            ).update(status=Delivery.Status.CANCELLED, updated_at=timezone.now())
+    issue.refresh_from_db()
+    return updated == 1
+
+
+def issue_retry_failed(*, issue: Issue) -> int:
+    """Put the issue's failed rows back in the queue; return how many."""
+    with transaction.atomic():
+        count = Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=None, updated_at=timezone.now()
+        )
+        if count:
+            Issue.objects.filter(pk=issue.pk, status=Issue.Status.SENT).update(
+                status=Issue.Status.SENDING, updated_at=timezone.now()
+            )
+            transaction.on_commit(lambda: _lanes_start(issue.pk))
+    issue.refresh_from_db()
+    return count
+
+
+def issue_send_test(*, issue: Issue, addresses: list[str]) -> None:
+    """Queue a test copy of the issue, rendered as it stands, to each address."""
+    from issues.tasks import send_test
+
+    cleaned = [a.strip() for a in addresses if a.strip()]
+    transaction.on_commit(lambda: send_test.delay(issue.pk, cleaned))
+
+
+def issue_progress(*, issue: Issue) -> dict:
+    """Return the sending figures for the progress bar."""
+    counts = dict(Delivery.objects.filter(issue_id=issue.pk).values_list("status").annotate(n=Count("id")).order_by())
+    total = sum(counts.values())
+    done_statuses = ("sent", "delivered", "bounced", "complained")
+    sent = sum(counts.get(s, 0) for s in done_statuses)
+    failed = counts.get("failed", 0)
+    skipped = counts.get("skipped", 0) + counts.get("cancelled", 0)
+    pending = counts.get("pending", 0) + counts.get("claimed", 0) + counts.get("deferred", 0)
+    window = timezone.now() - timedelta(seconds=30)
+    recent = Delivery.objects.filter(issue_id=issue.pk, sent_at__gte=window).count()
+    rate = recent / 30.0
+    finished = sent + failed + skipped
+    issue.refresh_from_db(fields=["status"])
+    return {
+        "status": issue.status,
+        "total": total,
+        "sent": sent,
+        "failed": failed,
+        "skipped": skipped,
+        "pending": pending,
+        "deferred": counts.get("deferred", 0),
+        "reclaimed": Delivery.objects.filter(issue_id=issue.pk, reclaimed_at__isnull=False).count(),
+        "rate_per_second": round(rate, 1),
+        "eta_seconds": round(pending / rate) if rate > 0 and pending else None,
+        "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),
+    }
+
+
+def issue_counts_by_status(*, issue: Issue) -> dict[str, int]:
+    """Return {delivery status: rows} for the issue."""
+    return dict(
+        Delivery.objects.filter(issue_id=issue.pk)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+        .filter(~Q(status=""))
+    )

@@ -1,0 +1,361 @@
+"""The ways an issue leaves the building: SMTP, ESP batch APIs, or one call per message.
+
+Each transport takes a batch of readers and reports one Outcome per
+reader. A failure of the whole batch (connection refused, timeout, an ESP
+answering 429 or 5xx) raises BatchDeferred, and every reader in it is
+retried later; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+from anymail.message import AnymailMessage
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from issues.mime import MessageTemplate
+from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
+
+SENT = "sent"
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+
+
+@dataclass
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    message_id: str
+    unsubscribe_url: str
+    preferences_url: str
+    headers: dict[str, str]  # List-* headers for this reader's list
+    metadata: dict[str, str]
+
+
+@dataclass
+class Envelope:
+    """What is the same for every reader of one issue."""
+
+    issue_id: int
+    subject: str
+    html: str
+    text: str
+    from_email: str
+    from_name: str
+    reply_to: str
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    status: str
+    message_id: str = ""
+    error: str = ""
+    suppress: bool = False
+
+
+class BatchDeferred(Exception):
+    """The whole batch could not be sent now; retry it later."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Transport:
+    name = "base"
+    max_batch = 500
+
+    def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
+        raise NotImplementedError
+
+
+def _personal_parts(envelope: Envelope, recipient: Recipient) -> tuple[str, str]:
+    links = {"unsubscribe_url": recipient.unsubscribe_url, "preferences_url": recipient.preferences_url}
+    return rendered_personalize(envelope.text, **links), rendered_personalize(envelope.html, **links)
+
+
+# --- SMTP --------------------------------------------------------------------
+
+
+def _smtp_code_outcome(code: int, message: bytes | str) -> Outcome:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    error = f"SMTP {code} {text}"[:1000]
+    if 400 <= code < 500:
+        return Outcome(TRANSIENT, error=error)
+    # 5.1.x is "bad destination mailbox": the address does not exist.
+    suppress = code == 551 or " 5.1." in f" {text}" or text.startswith("5.1.")
+    return Outcome(PERMANENT, error=error, suppress=suppress)
+
+
+class SmtpTransport(Transport):
+    """One SMTP connection per batch; each reader's copy assembled from the snapshot."""
+
+    name = "smtp"
+    max_batch = 500
+
+    def _connect(self) -> smtplib.SMTP:
+        timeout = settings.EMAIL_TIMEOUT
+        if settings.EMAIL_USE_SSL:
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.EMAIL_HOST, settings.EMAIL_PORT, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = smtplib.SMTP(settings.EMAIL_HOST, settings.EMAIL_PORT, timeout=timeout)
+        conn.ehlo_or_helo_if_needed()
+        if settings.EMAIL_USE_TLS:
+            conn.starttls(context=ssl.create_default_context())
+            conn.ehlo()
+        if settings.EMAIL_HOST_USER:
+            conn.login(settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD)
+        return conn
+
+    def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
+        try:
+            conn = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise BatchDeferred(f"SMTP connection failed: {exc}") from exc
+        template = MessageTemplate(
+            from_header=_from_header(envelope),
+            subject_header=_subject_header(envelope),
+            reply_to=envelope.reply_to,
+            extra_headers=envelope.extra_headers,
+        )
+        outcomes: dict[int, Outcome] = {}
+        pipelining = conn.has_extn("pipelining")
+        try:
+            for index, recipient in enumerate(recipients):
+                text, html = _personal_parts(envelope, recipient)
+                raw = template.render(
+                    to=recipient.email,
+                    message_id=recipient.message_id,
+                    text=text,
+                    html=html,
+                    headers=recipient.headers,
+                )
+                try:
+                    code, message = _smtp_transaction(conn, envelope.from_email, recipient.email, raw, pipelining)
+                    if code == 250:
+                        outcomes[recipient.delivery_id] = Outcome(SENT, message_id=recipient.message_id)
+                    else:
+                        outcomes[recipient.delivery_id] = _smtp_code_outcome(code, message)
+                        _smtp_reset(conn)
+                except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+                    # The connection is gone: this reader and the rest of the batch wait for a retry.
+                    for rest in recipients[index:]:
+                        outcomes[rest.delivery_id] = Outcome(TRANSIENT, error=f"SMTP connection lost: {exc}"[:1000])
+                    break
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+        return outcomes
+
+
+def _smtp_transaction(
+    conn: smtplib.SMTP, sender: str, recipient: str, raw: bytes, pipelining: bool
+) -> tuple[int, bytes]:
+    """Send one message to one recipient; return the first non-success reply, or (250, ...).
+
+    With PIPELINING (RFC 2920) MAIL, RCPT and DATA go out in one write. The
+    message is sent as it is: its lines are base64 or header lines, none
+    starts with a dot, so smtplib's per-message dot-stuffing pass is skipped.
+    """
+    commands = [f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n"]
+    expected = [(250,), (250, 251), (354,)]
+    if pipelining:
+        conn.send("".join(commands))
+        replies = [conn.getreply() for _ in commands]
+    else:
+        replies = []
+        for command, ok in zip(commands, expected, strict=True):
+            conn.send(command)
+            replies.append(conn.getreply())
+            if replies[-1][0] not in ok:
+                break
+    for (code, message), ok in zip(replies, expected, strict=False):
+        if code not in ok:
+            if len(replies) == 3 and replies[2][0] == 354:
+                # The server accepted DATA although a recipient was refused:
+                # end the empty message so the connection stays usable.
+                conn.send(b".\r\n")
+                conn.getreply()
+            return code, message
+    conn.send(raw + b".\r\n")
+    return conn.getreply()
+
+
+def _smtp_reset(conn: smtplib.SMTP) -> None:
+    try:
+        conn.rset()
+    except (smtplib.SMTPException, OSError):
+        pass
+
+
+def _from_header(envelope: Envelope) -> str:
+    from issues.mime import address_encode
+
+    return address_encode(envelope.from_name, envelope.from_email)
+
+
+def _subject_header(envelope: Envelope) -> str:
+    from issues.mime import header_encode
+
+    return header_encode(envelope.subject)
+
+
+# --- Anymail ---------------------------------------------------------------------
+
+# ESPs whose batch API takes per-recipient substitutions without a stored
+# template: the placeholder syntax each expects, and its recipients-per-call limit.
+BATCH_ESPS: dict[str, tuple[str, int]] = {
+    "mailgun": ("%recipient.{}%", 1000),
+}
+
+
+def _anymail_failure(exc: AnymailError) -> BatchDeferred | None:
+    """Return BatchDeferred for retryable API failures, None for permanent ones."""
+    status = getattr(exc, "status_code", None)
+    if status is None or status == 429 or status >= 500 or status in (401, 403):
+        retry_after = None
+        response = getattr(exc, "response", None)
+        if status == 429 and response is not None:
+            try:
+                retry_after = float(response.headers.get("Retry-After", "") or 30)
+            except ValueError:
+                retry_after = 30.0
+        return BatchDeferred(f"provider answered {status or 'nothing'}: {str(exc)[:300]}", retry_after=retry_after)
+    return None
+
+
+def _recipient_outcome(status, *, default_id: str) -> Outcome:
+    state = getattr(status, "status", None) or "unknown"
+    message_id = getattr(status, "message_id", None) or default_id
+    if state in ("sent", "queued", "unknown"):
+        return Outcome(SENT, message_id=str(message_id))
+    if state in ("invalid", "rejected"):
+        return Outcome(PERMANENT, error=f"provider {state} the address", suppress=True)
+    return Outcome(TRANSIENT, error=f"provider reported {state}")
+
+
+class AnymailBatchTransport(Transport):
+    """One API call per batch, with merge_data for the links and merge_headers for List-*."""
+
+    def __init__(self, esp: str) -> None:
+        self.name = esp
+        self.field_format, self.max_batch = BATCH_ESPS[esp]
+
+    def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
+        unsubscribe_field = self.field_format.format("unsubscribe_url")
+        preferences_field = self.field_format.format("preferences_url")
+        text = envelope.text.replace(UNSUBSCRIBE_URL, unsubscribe_field).replace(PREFERENCES_URL, preferences_field)
+        html = envelope.html.replace(UNSUBSCRIBE_URL, unsubscribe_field).replace(PREFERENCES_URL, preferences_field)
+        message = AnymailMessage(
+            subject=envelope.subject,
+            body=text,
+            from_email=_from_header(envelope),
+            to=[r.email for r in recipients],
+            reply_to=[envelope.reply_to] if envelope.reply_to else None,
+            headers=envelope.extra_headers,
+        )
+        message.attach_alternative(html, "text/html")
+        message.merge_data = {
+            r.email: {"unsubscribe_url": r.unsubscribe_url, "preferences_url": r.preferences_url} for r in recipients
+        }
+        message.merge_headers = {r.email: {**r.headers, "Message-ID": f"<{r.message_id}>"} for r in recipients}
+        message.merge_metadata = {r.email: r.metadata for r in recipients}
+        try:
+            message.send()
+        except AnymailRecipientsRefused:
+            message_status = message.anymail_status
+        except AnymailError as exc:
+            deferred = _anymail_failure(exc)
+            if deferred:
+                raise deferred from exc
+            return {r.delivery_id: Outcome(PERMANENT, error=str(exc)[:1000]) for r in recipients}
+        message_status = message.anymail_status
+        statuses = message_status.recipients or {}
+        return {r.delivery_id: _recipient_outcome(statuses.get(r.email), default_id=r.message_id) for r in recipients}
+
+
+class DjangoBackendTransport(Transport):
+    """One message per reader through any Django mail backend, over one kept-open connection.
+
+    Used for ESPs without a suitable batch API (Postmark and the rest), the
+    outbox and the console.
+    """
+
+    max_batch = 200
+
+    def __init__(self, backend: str, name: str) -> None:
+        self.backend = backend
+        self.name = name
+
+    def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
+        connection = get_connection(self.backend)
+        try:
+            connection.open()
+        except Exception as exc:  # backends raise their own types for a refused connection
+            raise BatchDeferred(f"could not open the mail connection: {exc}") from exc
+        is_anymail = self.backend.startswith("anymail.")
+        outcomes: dict[int, Outcome] = {}
+        try:
+            for recipient in recipients:
+                text, html = _personal_parts(envelope, recipient)
+                message_class = AnymailMessage if is_anymail else EmailMultiAlternatives
+                message = message_class(
+                    subject=envelope.subject,
+                    body=text,
+                    from_email=_from_header(envelope),
+                    to=[recipient.email],
+                    reply_to=[envelope.reply_to] if envelope.reply_to else None,
+                    headers={**envelope.extra_headers, **recipient.headers, "Message-ID": f"<{recipient.message_id}>"},
+                    connection=connection,
+                )
+                message.attach_alternative(html, "text/html")
+                if is_anymail:
+                    message.metadata = recipient.metadata
+                try:
+                    message.send()
+                except AnymailRecipientsRefused:
+                    pass
+                except AnymailError as exc:
+                    deferred = _anymail_failure(exc)
+                    if deferred and deferred.retry_after:
+                        raise deferred from exc
+                    if deferred:
+                        outcomes[recipient.delivery_id] = Outcome(TRANSIENT, error=deferred.reason)
+                    else:
+                        outcomes[recipient.delivery_id] = Outcome(PERMANENT, error=str(exc)[:1000])
+                    continue
+                except (smtplib.SMTPException, OSError) as exc:
+                    outcomes[recipient.delivery_id] = Outcome(TRANSIENT, error=str(exc)[:1000])
+                    continue
+                if is_anymail:
+                    status = (message.anymail_status.recipients or {}).get(recipient.email)
+                    outcomes[recipient.delivery_id] = _recipient_outcome(status, default_id=recipient.message_id)
+                else:
+                    outcomes[recipient.delivery_id] = Outcome(SENT, message_id=recipient.message_id)
+        finally:
+            try:
+                connection.close()
+            except Exception:  # noqa: S110 (closing a broken connection must not lose the outcomes)
+                pass
+        return outcomes
+
+
+def transport_for_settings() -> Transport:
+    """Return the transport that EMAIL_TRANSPORT names."""
+    kind = settings.EMAIL_TRANSPORT
+    if kind == "smtp":
+        return SmtpTransport()
+    if kind in BATCH_ESPS:
+        return AnymailBatchTransport(kind)
+    return DjangoBackendTransport(settings.EMAIL_BACKEND, kind)

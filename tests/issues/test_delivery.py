@@ -1,0 +1,271 @@
+"""The delivery engine in this process, against a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bench.sinks import SmtpSink
+from issues import delivery, services
+from issues.models import Delivery, Issue
+from subscriptions.models import Subscriber, Subscription, Suppression
+from subscriptions.services import subscription_unsubscribe, suppression_add
+from subscriptions.tokens import unsubscribe_token_read
+from tests.issues.ledger_helpers import issue_make, list_make, readers_make
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    sink = SmtpSink(keep_messages=True).start()
+    settings.EMAIL_TRANSPORT = "smtp"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = sink.port
+    settings.SEND_RETRY_BASE_SECONDS = 0
+    settings.SITE_URL = "https://list.example.org"
+    yield sink
+    sink.stop()
+
+
+def _ledger_only(issue: Issue) -> None:
+    """Start the issue without queueing tasks: this process drives the batches."""
+    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
+    issue.refresh_from_db()
+    services.issue_freeze(issue=issue)
+    services.ledger_write(issue=issue)
+
+
+def _drain(issue: Issue, limit: int = 200) -> None:
+    for _ in range(limit):
+        result = delivery.batch_send(issue_id=issue.pk)
+        if result.done:
+            return
+    raise AssertionError("the issue did not finish")
+
+
+@pytest.mark.django_db
+def test_ledger_has_one_row_per_eligible_reader_deduplicated_across_lists():
+    news, events = list_make("news"), list_make("events")
+    both = readers_make(news, 30)
+    readers_make(events, 30)  # the same 30 addresses: also on events
+    only_events = readers_make(events, 10, start=100)
+    readers_make(news, 5, start=200, status="pending")
+    readers_make(news, 4, start=300, status="unsubscribed")
+    suppression_add(email="READER000003@example.org", reason="complaint")
+    issue = issue_make(news, events)
+
+    assert services.issue_recipient_count(issue=issue) == 39
+    assert services.ledger_write(issue=issue) == 39
+    assert services.ledger_write(issue=issue) == 0  # idempotent
+    rows = Delivery.objects.filter(issue=issue)
+    assert rows.count() == 39
+    assert set(rows.filter(subscriber_id__in=both).values_list("mailing_list_id", flat=True)) == {news.pk}
+    assert set(rows.filter(subscriber_id__in=only_events).values_list("mailing_list_id", flat=True)) == {events.pk}
+
+
+@pytest.mark.django_db
+def test_two_claims_never_share_a_row():
+    news = list_make("news")
+    readers_make(news, 25)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    first = delivery.deliveries_claim(issue_id=issue.pk, size=10, token="a" * 32)
+    second = delivery.deliveries_claim(issue_id=issue.pk, size=100, token="b" * 32)
+    assert len(first) == 10 and len(second) == 15
+    assert not {r[0] for r in first} & {r[0] for r in second}
+    assert delivery.deliveries_claim(issue_id=issue.pk, size=100, token="c" * 32) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_reader_gets_one_copy_with_their_own_links_and_list_headers(smtp_sink, settings):
+    settings.SEND_BATCH_SIZE = 7
+    news, events = list_make("news"), list_make("events", archive_enabled=False)
+    readers_make(news, 20)
+    readers_make(events, 20)
+    readers_make(events, 5, start=100)
+    issue = issue_make(news, events)
+    _ledger_only(issue)
+    _drain(issue)
+
+    issue.refresh_from_db()
+    assert issue.status == "sent" and issue.sent_at
+    tally = smtp_sink.tally
+    assert tally.unique == 25 and tally.duplicates == 0
+    assert tally.missing_unsubscribe == 0 and tally.shared_unsubscribe == 0
+    message_ids = set()
+    for message in smtp_sink.tally.parsed():
+        to = message["To"]
+        subscriber = Subscriber.objects.get(email=to)
+        row = Delivery.objects.get(issue=issue, subscriber=subscriber)
+        assert row.status == "sent" and row.sent_at and row.provider_message_id
+        assert message["Message-ID"] == f"<{row.provider_message_id}>"
+        message_ids.add(message["Message-ID"])
+        assert message.get_content_type() == "multipart/alternative"
+        assert message["Subject"] == issue.title
+        assert message["Reply-To"] == "editors@example.org"
+        assert message["Precedence"] == "bulk"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsubscribe, mailto = [part.strip(" <>") for part in message["List-Unsubscribe"].split(",")]
+        assert unsubscribe.startswith("https://list.example.org/u/")
+        assert mailto == f"mailto:{row.mailing_list.slug}+unsubscribe@lists.example.org?subject=unsubscribe"
+        claim = unsubscribe_token_read(unsubscribe.rsplit("/u/", 1)[1].rstrip("/"))
+        assert (claim.subscriber_id, claim.list_id, claim.issue_id) == (subscriber.pk, row.mailing_list_id, issue.pk)
+        assert f"<{row.mailing_list.slug}.list.example.org>" in message["List-Id"]
+        if row.mailing_list.archive_enabled:
+            assert message["List-Archive"] == f"<https://list.example.org/archive/{row.mailing_list.slug}/>"
+        else:
+            assert message["List-Archive"] is None
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert unsubscribe in text and unsubscribe in html
+        assert "/p/" in text and "%%" not in text and "%%" not in html
+    assert len(message_ids) == 25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unsubscribe_committed_mid_send_means_no_further_mail(smtp_sink, settings):
+    settings.SEND_BATCH_SIZE = 10
+    news = list_make("news")
+    ids = readers_make(news, 40)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    delivery.batch_send(issue_id=issue.pk)
+    sent_first = set(Delivery.objects.filter(issue=issue, status="sent").values_list("subscriber_id", flat=True))
+    leaving = next(i for i in ids if i not in sent_first)
+    assert subscription_unsubscribe(subscriber_id=leaving, list_id=news.pk, source="one_click", issue_id=issue.pk)
+    _drain(issue)
+
+    leaving_email = Subscriber.objects.get(pk=leaving).email
+    assert smtp_sink.tally.recipients[leaving_email.lower()] == 0
+    assert smtp_sink.tally.unique == 39
+    row = Delivery.objects.get(issue=issue, subscriber_id=leaving)
+    assert row.status == "skipped" and "unsubscribed" in row.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_suppressed_at_claim_time_is_skipped(smtp_sink):
+    news = list_make("news")
+    readers_make(news, 5)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    suppression_add(email="reader000002@example.org", reason="hard_bounce")
+    _drain(issue)
+    assert smtp_sink.tally.unique == 4
+    assert Delivery.objects.get(issue=issue, email="reader000002@example.org").status == "skipped"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_such_mailbox_fails_permanently_and_suppresses(smtp_sink):
+    news = list_make("news")
+    readers_make(news, 5)
+    smtp_sink.replies["reader000001@example.org"] = "550 5.1.1 No such user here"
+    issue = issue_make(news)
+    _ledger_only(issue)
+    _drain(issue)
+    row = Delivery.objects.get(issue=issue, email="reader000001@example.org")
+    assert row.status == "failed" and "550" in row.last_error
+    assert Suppression.objects.filter(email="reader000001@example.org", reason="rejected").exists()
+    assert smtp_sink.tally.unique == 4
+    issue.refresh_from_db()
+    assert issue.status == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_temporary_smtp_failures_are_retried_then_given_up(smtp_sink, settings):
+    settings.SEND_MAX_ATTEMPTS = 3
+    news = list_make("news")
+    readers_make(news, 3)
+    smtp_sink.replies["reader000000@example.org"] = "451 4.3.0 Try again later"
+    issue = issue_make(news)
+    _ledger_only(issue)
+    _drain(issue)
+    row = Delivery.objects.get(issue=issue, email="reader000000@example.org")
+    assert row.status == "failed" and row.attempts == 3 and "gave up after 3 attempts" in row.last_error
+    assert smtp_sink.tally.unique == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_connection_defers_the_whole_batch(settings):
+    settings.EMAIL_TRANSPORT = "smtp"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1
+    settings.SEND_RETRY_BASE_SECONDS = 60
+    news = list_make("news")
+    readers_make(news, 4)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    result = delivery.batch_send(issue_id=issue.pk)
+    assert result.deferred == 4
+    assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"deferred"}
+    assert delivery.next_due_in(issue_id=issue.pk) > 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reaper_returns_a_dead_workers_claim_and_marks_it_reclaimed(smtp_sink):
+    news = list_make("news")
+    readers_make(news, 6)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    claimed = delivery.deliveries_claim(issue_id=issue.pk, size=4, token="dead" * 8)
+    assert len(claimed) == 4
+    assert delivery.deliveries_reap() == 0  # not stale yet
+    Delivery.objects.filter(claim_token="dead" * 8).update(claimed_at=timezone.now() - timedelta(hours=1))
+    assert delivery.deliveries_reap() == 4
+    _drain(issue)
+    assert smtp_sink.tally.unique == 6
+    assert services.issue_progress(issue=issue)["reclaimed"] == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_and_cancel_act_between_batches(smtp_sink, settings):
+    settings.SEND_BATCH_SIZE = 5
+    news = list_make("news")
+    readers_make(news, 20)
+    issue = issue_make(news)
+    _ledger_only(issue)
+    delivery.batch_send(issue_id=issue.pk)
+    assert services.issue_pause(issue=issue)
+    assert delivery.batch_send(issue_id=issue.pk).done
+    assert smtp_sink.tally.unique == 5
+    assert services.issue_cancel(issue=issue)
+    assert not services.issue_resume(issue=issue)
+    assert Delivery.objects.filter(issue=issue, status="cancelled").count() == 15
+    assert smtp_sink.tally.unique == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_send_is_a_no_op(settings):
+    news = list_make("news")
+    readers_make(news, 3)
+    issue = issue_make(news)
+    settings.SEND_LANES = 1
+    assert services.issue_send(issue=issue) is True
+    assert services.issue_send(issue=issue) is False
+    assert Delivery.objects.filter(issue=issue).count() == 3
+    issue.refresh_from_db()
+    assert issue.snapshot_html and issue.snapshot_text and issue.slug
+
+
+@pytest.mark.django_db
+def test_scheduling_in_the_past_is_refused():
+    from django.core.exceptions import ValidationError
+
+    news = list_make("news")
+    issue = issue_make(news)
+    with pytest.raises(ValidationError):
+        services.issue_schedule(issue=issue, when=timezone.now() - timedelta(minutes=1))
+    services.issue_schedule(issue=issue, when=timezone.now() + timedelta(hours=1))
+    issue.refresh_from_db()
+    assert issue.status == "scheduled"
+
+
+@pytest.mark.django_db
+def test_delivery_unique_even_when_ledger_rows_are_written_by_hand():
+    news = list_make("news")
+    [reader] = readers_make(news, 1)
+    issue = issue_make(news)
+    services.ledger_write(issue=issue)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Delivery.objects.create(issue=issue, subscriber_id=reader, email="x@example.org")
+    assert Subscription.objects.count() == 1
