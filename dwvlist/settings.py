@@ -7,6 +7,7 @@ Bad values stop start-up with a message naming the variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "dwvlist.apps.DwvlistConfig",
     "subscriptions",
     "issues",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "dwvlist.urls"
@@ -131,10 +134,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # outlast the longest batch, which the time limit above bounds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {
-    "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
-    "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": 60.0},
-}
 # Every worker writes a heartbeat key this often; /healthz wants one that is
 # younger than WORKER_HEARTBEAT_MAX_AGE seconds.
 WORKER_HEARTBEAT_INTERVAL = 15
@@ -187,6 +186,8 @@ SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value for key, value in os.environ.items() if key.startswith("ANYMAIL_") and value
 }
+if "REQUESTS_TIMEOUT" in ANYMAIL:
+    ANYMAIL["REQUESTS_TIMEOUT"] = env_float("ANYMAIL_REQUESTS_TIMEOUT", 30.0, minimum=0.1)
 ANYMAIL_WEBHOOK_SECRET = ANYMAIL.get("WEBHOOK_SECRET", "")
 if ANYMAIL_WEBHOOK_SECRET and ":" not in ANYMAIL_WEBHOOK_SECRET:
     raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must look like user:password")
@@ -196,16 +197,43 @@ if ANYMAIL_WEBHOOK_SECRET and ":" not in ANYMAIL_WEBHOOK_SECRET:
 SEND_RATE_LIMIT = env_float("SEND_RATE_LIMIT", 0.0, minimum=0.0)  # messages/second, 0 = unlimited
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 500, minimum=1, maximum=1000)
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
-SEND_CLAIM_TIMEOUT = env_int("SEND_CLAIM_TIMEOUT", 600, minimum=30)  # seconds before a claim is reaped
+SEND_CLAIM_TIMEOUT = env_int("SEND_CLAIM_TIMEOUT", 600, minimum=1)  # seconds before a claim is reaped
+SEND_RETRY_BASE_SECONDS = env_int("SEND_RETRY_BASE_SECONDS", 30, minimum=0)  # first retry delay, doubling
+SEND_LANES = env_int("SEND_LANES", 4, minimum=1, maximum=64)  # batch tasks in flight per issue
+SEND_ALIVE_TTL = env_int("SEND_ALIVE_TTL", 120, minimum=1)  # seconds an issue counts as worked on
+SEND_REAP_INTERVAL = env_float("SEND_REAP_INTERVAL", 60.0, minimum=0.5)  # seconds between reaper runs
+
+CELERY_BEAT_SCHEDULE = {
+    "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
+    "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": SEND_REAP_INTERVAL},
+}
 
 CONFIRMATION_MAX_AGE_DAYS = env_int("CONFIRMATION_MAX_AGE_DAYS", 7, minimum=1)
 CONFIRMATION_MAIL_INTERVAL = env_int("CONFIRMATION_MAIL_INTERVAL", 600, minimum=0)  # seconds per address
 SUBSCRIBE_POSTS_PER_MINUTE = env_int("SUBSCRIBE_POSTS_PER_MINUTE", 10, minimum=1)
 
+# --- Provider feedback (webhooks) ----------------------------------------------
+
+SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1)  # issues in a row that soft-bounce, then suppress
+# Seconds a webhook request may spend applying effects before it hands the
+# rest of its events to Celery (0 queues all of them).
+FEEDBACK_INLINE_SECONDS = env_float("FEEDBACK_INLINE_SECONDS", 2.0, minimum=0.0)
+
 # --- Auth, sessions, security --------------------------------------------------
 
 LOGIN_URL = "/editor/login/"
 LOGIN_REDIRECT_URL = "/editor/"
+# Failed staff logins are counted per username and client address (django-axes);
+# AXES_FAILURE_LIMIT failures lock that pair out for AXES_COOLOFF_TIME.
+AUTHENTICATION_BACKENDS = [
+    "dwvlist.login_limits.LoginLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,18 +1,21 @@
 from django.contrib import admin
 
 from issues.models import Delivery, DeliveryEvent, Issue
+from subscriptions.admin import ScalableAdmin
 
 
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
     list_display = ["title", "status", "scheduled_at", "sent_at", "author"]
     list_filter = ["status", "lists", "sent_at"]
-    search_fields = ["title", "subtitle", "byline", "body"]
+    search_fields = ["title", "subtitle", "byline"]
     filter_horizontal = ["lists"]
     readonly_fields = ["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "started_at"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ScalableAdmin):
+    """The ledger and the provider's reports are records: nobody edits them by hand."""
+
     def has_add_permission(self, request):
         return False
 
@@ -27,14 +30,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["issue", "email", "status", "attempts", "sent_at", "provider_message_id"]
     list_filter = ["status", "issue"]
-    search_fields = ["email", "provider_message_id"]
+    search_fields = ["=email", "=provider_message_id"]
+    search_help_text = "A whole address or provider message id."
     list_select_related = ["issue"]
-    show_full_result_count = False
+    raw_id_fields = ["subscriber", "mailing_list"]
+    ordering = ["-id"]
 
 
 @admin.register(DeliveryEvent)
 class DeliveryEventAdmin(ReadOnlyAdmin):
     list_display = ["provider", "event_type", "recipient", "occurred_at", "received_at"]
     list_filter = ["provider", "event_type", "received_at"]
-    search_fields = ["recipient", "message_id", "event_id"]
-    show_full_result_count = False
+    search_fields = ["=recipient", "=message_id", "=event_id"]
+    search_help_text = "A whole address, message id or event id."
+    raw_id_fields = ["delivery"]
+    ordering = ["-id"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -113,6 +114,9 @@ class Subscription(models.Model):
         indexes = [
             models.Index(fields=["mailing_list", "status"], name="subscription_list_status"),
             models.Index(fields=["status", "unsubscribed_at"], name="subscription_unsub_when"),
+            # The dashboard's weekly figures read bounded windows of these.
+            models.Index(fields=["created_at"], name="subscription_created"),
+            models.Index(fields=["confirmed_at"], name="subscription_confirmed"),
         ]
 
     def __str__(self) -> str:
@@ -148,3 +152,92 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return self.email or f"(erased) {self.email_hash[:12]}"
+
+
+class ImportJob(models.Model):
+    """A CSV import, run by a Celery task in chunks that each commit with their progress.
+
+    processed_rows counts data rows already handled (committed with the
+    chunk that handled them), so a crashed import resumes after them.
+    """
+
+    class Consent(models.TextChoices):
+        GIVEN = "given", "Consent already given: subscribe at once"
+        CONFIRM = "confirm", "Send a confirmation email first"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
+    )
+    file_name = models.CharField(max_length=255, help_text="The uploaded file's name, recorded as consent detail.")
+    file_path = models.CharField(max_length=1000, help_text="Where the file is kept while it is imported.")
+    file_size = models.PositiveBigIntegerField(default=0)
+    consent = models.CharField(max_length=16, choices=Consent.choices)
+    email_column = models.CharField(max_length=200, default="email")
+    name_column = models.CharField(max_length=200, blank=True)
+    lists_column = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    new_subscribers = models.PositiveIntegerField(default=0)
+    imported_count = models.PositiveIntegerField(default=0, help_text="Subscriptions created.")
+    existing_count = models.PositiveIntegerField(default=0, help_text="Already subscribed or pending: left as is.")
+    unsubscribed_count = models.PositiveIntegerField(default=0, help_text="Had unsubscribed: not re-subscribed.")
+    suppressed_count = models.PositiveIntegerField(default=0, help_text="Suppressed or erased: skipped.")
+    duplicate_count = models.PositiveIntegerField(default=0, help_text="Repeated within the file: skipped.")
+    bad_count = models.PositiveIntegerField(default=0)
+    confirmations_queued = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(consent__in=["given", "confirm"]), name="importjob_consent_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]), name="importjob_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} of {self.file_name}"
+
+    @property
+    def consent_detail(self) -> str:
+        return f"CSV import #{self.pk}: {self.file_name}"[:300]
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(100, int(self.processed_rows * 100 / self.total_rows))
+
+
+class ImportRowError(models.Model):
+    """A row of an import that was not imported, and why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.PositiveIntegerField(help_text="The line in the file, the header being line 1.")
+    value = models.CharField(max_length=300, blank=True, help_text="The address as written, cut short.")
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["job", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "row_number"], name="importrowerror_unique_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"row {self.row_number}: {self.reason}"

@@ -16,6 +16,7 @@ ADMIN_PERMISSIONS = [
     ("subscriptions", "subscriber", ["add", "change", "delete", "view"]),
     ("subscriptions", "subscription", ["add", "change", "delete", "view"]),
     ("subscriptions", "suppression", ["add", "change", "delete", "view"]),
+    ("subscriptions", "importjob", ["view"]),
     ("auth", "user", ["add", "change", "delete", "view"]),
     ("auth", "group", ["view"]),
 ]
@@ -44,7 +45,13 @@ def roles_ensure(apps) -> None:
         wanted = set()
         for app_label, model, actions in spec:
             for action in actions:
-                wanted.add(Permission.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}").pk)
+                permission = Permission.objects.filter(
+                    content_type__app_label=app_label, codename=f"{action}_{model}"
+                ).first()
+                # A model added by a later migration has no permission yet;
+                # that migration runs roles_ensure again.
+                if permission is not None:
+                    wanted.add(permission.pk)
         missing = wanted - set(group.permissions.values_list("pk", flat=True))
         if missing:
             group.permissions.add(*missing)

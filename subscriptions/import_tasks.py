@@ -1,0 +1,20 @@
+"""The Celery task that runs a CSV import."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from subscriptions.imports import import_job_run
+
+# Each task imports for at most this long, then queues its continuation, so
+# it stays well inside the task time limits and the broker's visibility
+# timeout.
+IMPORT_TASK_SECONDS = 120
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def import_job_process(job_id: int) -> None:
+    """Import the job's file from where it stopped; queue the rest if time ran out."""
+    job = import_job_run(job_id=job_id, max_seconds=IMPORT_TASK_SECONDS)
+    if job.unfinished:
+        import_job_process.delay(job_id)

@@ -1,0 +1,211 @@
+"""Every URL in the URLconf, tried as every role, with the status each must get.
+
+MATRIX names each URL pattern (namespace:name, or the route for an unnamed
+one) and gives the method, how to fill its arguments, and the expected
+status for: anonymous, a reader holding a valid token (None where the URL
+takes no token), an editor and an admin (group Admins, not superuser).
+A pattern missing from MATRIX fails test_every_url_has_an_entry: add one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from issues.models import Issue
+from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription
+from subscriptions.tokens import preferences_token_make, unsubscribe_token_make
+
+LOGIN = 302  # anonymous users are sent to the login page
+ROLES = ["anonymous", "reader", "editor", "admin"]
+
+
+@dataclass
+class Case:
+    method: str
+    anonymous: int
+    reader: int | None
+    editor: int
+    admin: int
+    kwargs: str = ""  # which arguments the route takes, filled in by _kwargs
+    data: dict = field(default_factory=dict)
+
+
+def staff(method="get", *, editor=200, admin=200, kwargs="", anonymous=LOGIN, **extra) -> Case:
+    return Case(method, anonymous, None, editor, admin, kwargs, **extra)
+
+
+def public(method="get", status=200, *, kwargs="", **extra) -> Case:
+    return Case(method, status, None, status, status, kwargs, **extra)
+
+
+def token(method="get", *, bad=404, good=200, kwargs="token", **extra) -> Case:
+    """A reader's link: a forged token as anonymous, the reader's own token as reader."""
+    return Case(method, bad, good, bad, bad, kwargs, **extra)
+
+
+ADMINS_ONLY = {"editor": 403}
+MATRIX: dict[str, Case] = {
+    "home": public(),
+    "healthz": public(status=503),  # no worker runs in these tests
+    "admin:*": staff(editor=403, admin=200),
+    # Subscribers: admins only.
+    "staff:import": staff(**ADMINS_ONLY),
+    "staff:import_job": staff(kwargs="job", **ADMINS_ONLY),
+    "staff:import_job_json": staff(kwargs="job", **ADMINS_ONLY),
+    "staff:import_job_resume": staff("post", kwargs="job", editor=403, admin=302),
+    "staff:import_job_errors": staff(kwargs="job", **ADMINS_ONLY),
+    "staff:export": staff(**ADMINS_ONLY),
+    # The editor area.
+    "editor:home": staff(),
+    "editor:login": public(),
+    "editor:logout": public("post", status=302),
+    "editor:issue_new": staff(),
+    "editor:issue_preview": staff(kwargs="issue"),
+    "editor:issue_preview_html": staff(kwargs="issue"),
+    "editor:issue_edit": staff(kwargs="issue"),
+    "editor:issue_test_send": staff("post", kwargs="issue", editor=400, admin=400),  # no addresses given
+    "editor:issue_schedule": staff("post", kwargs="issue", editor=200, admin=200),
+    "editor:issue_unschedule": staff("post", kwargs="issue", editor=302, admin=302),
+    "editor:issue_send": staff(kwargs="issue"),
+    "editor:issue_progress": staff(kwargs="issue"),
+    "editor:issue_progress_json": staff(kwargs="issue"),
+    "editor:issue_pause": staff("post", kwargs="issue", editor=302, admin=302),
+    "editor:issue_resume": staff("post", kwargs="issue", editor=302, admin=302),
+    "editor:issue_cancel": staff("post", kwargs="issue", editor=302, admin=302),
+    "editor:issue_report": staff(kwargs="issue"),
+    "editor:issue_failures_csv": staff(kwargs="issue"),
+    "editor:issue_retry_failed": staff("post", kwargs="issue", editor=302, admin=302),
+    "comments:list": staff(),
+    "comments:detail": staff(kwargs="comment", editor=404, admin=404),
+    "comments:mark": staff("post", kwargs="comment", editor=404, admin=404),
+    "comments:answer": staff("post", kwargs="comment", editor=404, admin=404),
+    "comments:publish": staff("post", kwargs="comment", editor=404, admin=404),
+    # The public archive.
+    "archive:index": public(),
+    "archive:list": public(kwargs="list"),
+    "archive:feed": public(kwargs="list"),
+    "archive:issue": public(status=404, kwargs="archive_issue"),
+    # Reader pages.
+    "subscriptions:list_detail": public(kwargs="list"),
+    "subscriptions:subscribe": public(),
+    "subscriptions:check_inbox": public(),
+    # Confirmation links carry their own signed state; a reader's valid one
+    # is tried in tests/subscriptions/test_views.py.
+    "subscriptions:confirm": token(good=None),
+    "subscriptions:confirm_address": token(good=None),
+    "subscriptions:unsubscribe": token(kwargs="unsubscribe_token"),
+    "subscriptions:preferences": token(),
+    "subscriptions:preferences_address": token("post", bad=404, good=200, data={"new_email": "new@example.org"}),
+    "subscriptions:preferences_data": token(),
+    "subscriptions:preferences_erase": token(),
+}
+# The ESP webhooks are checked apart: anymail authenticates them (basic
+# auth, signatures), not our roles, so anyone's unauthenticated post must be
+# refused. An ESP that is not configured answers 500, which refuses too.
+
+
+def url_patterns() -> list[tuple[str, str]]:
+    """Return (key, route) for every pattern; the admin site counts as one."""
+    found = []
+
+    def walk(patterns, prefix: str, namespace: str | None) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = ":".join(filter(None, [namespace, pattern.namespace])) or None
+                if inner == "admin":
+                    found.append(("admin:*", prefix + str(pattern.pattern)))
+                    continue
+                walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+            elif isinstance(pattern, URLPattern):
+                route = prefix + str(pattern.pattern)
+                key = f"{namespace}:{pattern.name}" if namespace and pattern.name else (pattern.name or route)
+                found.append((key, route))
+
+    walk(get_resolver().url_patterns, "", None)
+    return found
+
+
+def test_every_url_has_an_entry():
+    missing = [
+        f"{key} ({route})" for key, route in url_patterns() if key not in MATRIX and not key.startswith("webhooks:")
+    ]
+    assert not missing, "Add these to MATRIX in tests/test_permissions.py:\n" + "\n".join(missing)
+
+
+@pytest.fixture
+def world(db):
+    news = MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
+    reader = Subscriber.objects.create(email="reader@example.org", name="Rea")
+    Subscription.objects.create(
+        subscriber=reader, mailing_list=news, status="active", consent_source="form", confirmed_at=timezone.now()
+    )
+    issue = Issue.objects.create(title="First", body="Hello.")
+    issue.lists.add(news)
+    job = ImportJob.objects.create(
+        mailing_list=news, file_name="x.csv", file_path="/nonexistent.csv", consent="given", status="done"
+    )
+    users = {}
+    for role, group in (("editor", "Editors"), ("admin", "Admins")):
+        user = User.objects.create_user(role, f"{role}@staff.example.org", "a-long-test-password-42", is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+        users[role] = user
+    return {"list": news, "reader": reader, "issue": issue, "job": job, "users": users}
+
+
+def _kwargs(kind: str, world: dict, role: str) -> dict:
+    good = role == "reader"
+    reader = world["reader"]
+    return {
+        "": {},
+        "job": {"job_id": world["job"].pk},
+        "issue": {"issue_id": world["issue"].pk},
+        "comment": {"comment_id": 999_999},
+        "list": {"list_slug": world["list"].slug},
+        "archive_issue": {"list_slug": world["list"].slug, "year": 2020, "month": 1, "issue_slug": "nothing"},
+        "token": {"token": preferences_token_make(subscriber_id=reader.pk) if good else "forged-token"},
+        "unsubscribe_token": {
+            "token": unsubscribe_token_make(subscriber_id=reader.pk, list_id=world["list"].pk) if good else "forged"
+        },
+    }[kind]
+
+
+def _path(key: str, case: Case, world: dict, role: str) -> str:
+    if key == "admin:*":
+        return reverse("admin:subscriptions_subscriber_changelist")
+    kwargs = _kwargs(case.kwargs, world, role)
+    if key == "subscriptions:list_detail":
+        kwargs = {"slug": world["list"].slug}
+    return reverse(key, kwargs=kwargs)
+
+
+CASES = [(key, role) for key in MATRIX for role in ROLES if getattr(MATRIX[key], role) is not None]
+
+
+@pytest.mark.parametrize(("key", "role"), CASES, ids=[f"{k}-{r}" for k, r in CASES])
+def test_status_for_each_role(key, role, world):
+    case = MATRIX[key]
+    client = Client()
+    if role in world["users"]:
+        client.force_login(world["users"][role])
+    path = _path(key, case, world, role)
+    response = getattr(client, case.method)(path, case.data)
+    expected = getattr(case, role)
+    assert response.status_code == expected, f"{case.method.upper()} {path} as {role}"
+    if expected == LOGIN and role == "anonymous" and key not in ("editor:logout", "admin:*"):
+        assert response["Location"].startswith("/editor/login/")
+
+
+@pytest.mark.parametrize("key", [key for key, _ in url_patterns() if key.startswith("webhooks:")])
+def test_webhooks_refuse_unauthenticated_posts(key, db, settings):
+    # Production sets ANYMAIL_WEBHOOK_SECRET; without it anymail accepts any post.
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "esp:a-long-shared-secret"}
+    route = dict(url_patterns())[key]
+    path = "/" + route.replace("^", "").replace("(_mime)?/$", "/") if "^" in route else reverse(key)
+    response = Client(raise_request_exception=False).post(path, data="{}", content_type="application/json")
+    assert response.status_code >= 400, f"POST {path}"
