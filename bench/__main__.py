@@ -117,7 +117,15 @@ def main() -> int:
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     _database_fresh(database_url)
     work = Path(tempfile.mkdtemp(prefix="dwvlist-bench-"))
-    os.environ.update({"DATABASE_URL": database_url, "DEBUG": "1", "VAR_DIR": str(work), "LOG_LEVEL": "warning"})
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-" + "k" * 60,
+            "VAR_DIR": str(work),
+            "LOG_LEVEL": "warning",
+        }
+    )
 
     from dwvlist.embedded_redis import redis_ensure
 

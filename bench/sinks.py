@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from aiosmtpd.controller import Controller
 
@@ -157,6 +157,8 @@ class EspSink:
         self.random = random.Random(seed)
         self.random_lock = threading.Lock()
         self.faults = Counter()
+        self.throttle_calls = 0  # answer this many calls with 429 and Retry-After first
+        self.retry_after = 1
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -170,6 +172,17 @@ class EspSink:
                 body = self.rfile.read(length)
                 with sink.random_lock:
                     roll = sink.random.random()
+                if sink.throttle_calls > 0:
+                    sink.throttle_calls -= 1
+                    sink.faults["429"] += 1
+                    data = json.dumps({"message": "Too many requests"}).encode()
+                    self.send_response(429)
+                    self.send_header("Retry-After", str(sink.retry_after))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if roll < sink.timeout_share:
                     sink.faults["timeout"] += 1
                     time.sleep(sink.hang)
@@ -195,7 +208,15 @@ class EspSink:
                 self.wfile.write(data)
 
             def _mailgun(self, body: bytes) -> None:
-                fields = _form_fields(self.headers.get("Content-Type", ""), body)
+                content_type = self.headers.get("Content-Type", "")
+                fast = _mailgun_urlencoded_fast(body) if content_type.startswith("application/x-www") else None
+                if fast is not None:
+                    sink.tally.calls += 1
+                    for address, unsubscribe in fast:
+                        sink.tally.add(address, unsubscribe)
+                    domain = self.path.split("/")[2]
+                    return self._json(200, {"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."})
+                fields = _form_fields(content_type, body)
                 recipients = fields.get("to", [])
                 variables = json.loads(fields.get("recipient-variables", ["{}"])[0])
                 header = fields.get("h:List-Unsubscribe", [""])[0]
@@ -242,6 +263,40 @@ class EspSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+_MG_TO = re.compile(rb"(?:^|&)to=([^&]*)")
+_MG_VARIABLES = re.compile(rb"(?:^|&)recipient-variables=([^&]*)")
+_MG_RECIPIENT = re.compile(rb"%22([^%]+%40[^%]+)%22%3A\+%7B(.*?)%7D")
+_MG_UNSUB = re.compile(rb"%22h%3AList-Unsubscribe%22%3A\+%22%3C(.*?)%3E")
+_MG_HEADER = b"h%3AList-Unsubscribe=%25recipient.h%3AList-Unsubscribe%25"
+
+
+def _mailgun_urlencoded_fast(body: bytes) -> list[tuple[str, str | None]] | None:
+    """Return (recipient, their List-Unsubscribe URL) from a Mailgun batch, without decoding the bodies.
+
+    Decoding 600 KB of urlencoded form in Python would make the sink the
+    slowest part of the benchmark; these regular expressions run in C over
+    the encoded bytes. Returns None (use the full parser) when the request
+    is not the shape this understands.
+    """
+    if _MG_HEADER not in body:
+        return None
+    tos = [unquote_plus(m.decode()) for m in _MG_TO.findall(body)]
+    variables = _MG_VARIABLES.search(body)
+    if not variables:
+        return None
+    personal = {}
+    for match in _MG_RECIPIENT.finditer(variables.group(1)):
+        unsub = _MG_UNSUB.search(match.group(2))
+        personal[unquote_plus(match.group(1).decode())] = unquote_plus(unsub.group(1).decode()) if unsub else None
+    out = []
+    for to in tos:
+        bare = to.split("<")[-1].rstrip(">").strip()
+        if bare not in personal:
+            return None
+        out.append((bare, personal[bare]))
+    return out
 
 
 def _form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:

@@ -249,17 +249,19 @@ def _record_sent(token: str, now, sent: dict, emails: dict[int, str], lists: dic
     params: list = []
     for delivery_id, outcome in sent.items():
         params += [delivery_id, outcome.message_id[:255], emails[delivery_id], lists[delivery_id]]
+    # VALUES columns are column1..4 on both PostgreSQL and SQLite; a
+    # statement that starts with UPDATE (not WITH) reports its row count on both.
     sql = f"""
-        WITH v(id, mid, email, list_id) AS (VALUES {rows})
         UPDATE {table}
            SET status = 'sent', sent_at = %s, provider_message_id = v.mid, email = v.email,
                mailing_list_id = v.list_id, claim_token = '', claimed_at = NULL, next_attempt_at = NULL,
                last_error = '', updated_at = %s
-          FROM v
+          FROM (SELECT column1 AS id, column2 AS mid, column3 AS email, column4 AS list_id
+                  FROM (VALUES {rows}) AS vv) AS v
          WHERE {table}.id = v.id AND {table}.claim_token = %s AND {table}.status = 'claimed'
     """  # noqa: S608 (table name from the model, values as parameters)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, now, now, token])
+        cursor.execute(sql, [now, now, *params, token])
         return cursor.rowcount
 
 

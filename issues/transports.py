@@ -264,6 +264,7 @@ class AnymailBatchTransport(Transport):
             to=[r.email for r in recipients],
             reply_to=[envelope.reply_to] if envelope.reply_to else None,
             headers=envelope.extra_headers,
+            connection=get_connection(f"anymail.backends.{self.name}.EmailBackend"),
         )
         message.attach_alternative(html, "text/html")
         message.merge_data = {

@@ -190,12 +190,10 @@ def _address_check(raw: str) -> tuple[str, str, str]:
     return email, email_hash(email), ""
 
 
-def _addresses_check(raws: list[str], pool) -> Iterator[tuple[str, str, str]]:
+def _addresses_check(raws: list[str], pool) -> list[tuple[str, str, str]]:
     if pool is None:
-        return map(_address_check, raws)
-    # In order, as the children finish: this process checks the rest of
-    # each row meanwhile.
-    return pool.imap(_address_check, raws, chunksize=1000)
+        return [_address_check(raw) for raw in raws]
+    return pool.map(_address_check, raws, chunksize=5000)
 
 
 def _chunks(job: ImportJob, *, chunk_rows: int, pool=None) -> Iterator[_Chunk]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -269,3 +270,61 @@ def test_delivery_unique_even_when_ledger_rows_are_written_by_hand():
     with pytest.raises(IntegrityError), transaction.atomic():
         Delivery.objects.create(issue=issue, subscriber_id=reader, email="x@example.org")
     assert Subscription.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_429_pauses_every_worker_for_its_retry_after(settings):
+    from bench.sinks import EspSink
+    from issues import ratelimit
+
+    esp = EspSink().start()
+    esp.throttle_calls, esp.retry_after = 1, 2
+    settings.EMAIL_TRANSPORT = "mailgun"
+    settings.ANYMAIL = {"MAILGUN_API_KEY": "key", "MAILGUN_API_URL": f"{esp.url}/v3"}
+    settings.SEND_RETRY_BASE_SECONDS = 0
+    try:
+        news = list_make("news")
+        readers_make(news, 30)
+        issue = issue_make(news)
+        _ledger_only(issue)
+        first = delivery.batch_send(issue_id=issue.pk)
+        assert first.deferred == 30 and esp.tally.total == 0
+        assert 0 < ratelimit.provider_pause_remaining() <= 2
+        held = delivery.batch_send(issue_id=issue.pk)  # any worker: nothing claimed during the pause
+        assert held.claimed == 0 and held.wait > 0
+        time.sleep(ratelimit.provider_pause_remaining() + 0.1)
+        _drain(issue)
+    finally:
+        esp.stop()
+    assert esp.faults["429"] == 1
+    assert esp.tally.unique == 30 and esp.tally.duplicates == 0
+    assert Delivery.objects.filter(issue=issue, status="sent").exclude(provider_message_id="").count() == 30
+
+
+@pytest.mark.django_db
+def test_the_rate_limit_is_one_bucket_shared_through_redis(settings):
+    from issues import ratelimit
+
+    settings.SEND_RATE_LIMIT = 50.0
+    assert ratelimit.rate_reserve(count=50) == 0.0  # a full bucket
+    wait = ratelimit.rate_reserve(count=50)  # as if from another worker: must wait about a second
+    assert 0.8 <= wait <= 1.1
+    assert ratelimit.rate_reserve(count=25) >= wait  # later reservations queue behind it
+    assert ratelimit.batch_size_for_rate(500) == 250
+    settings.SEND_RATE_LIMIT = 0.0
+    assert ratelimit.rate_reserve(count=10_000) == 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_starts_scheduled_issues_when_their_time_comes(settings):
+    settings.SEND_LANES = 1
+    news = list_make("news")
+    readers_make(news, 3)
+    issue = issue_make(news)
+    services.issue_schedule(issue=issue, when=timezone.now() + timedelta(hours=1))
+    assert services.issues_start_due() == []
+    Issue.objects.filter(pk=issue.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
+    assert services.issues_start_due() == [issue.pk]
+    issue.refresh_from_db()
+    assert issue.status == "sending" and Delivery.objects.filter(issue=issue).count() == 3
+    assert services.issues_start_due() == []

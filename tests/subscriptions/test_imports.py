@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from subscriptions.addresses import email_hash
 from subscriptions.imports import import_job_create, import_job_run
-from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
+from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +179,25 @@ def test_management_command_imports_and_writes_the_bad_rows(tmp_path, news):
     lines = list(csv.reader(errors.open(encoding="utf-8")))
     assert lines[0] == ["row", "value", "reason"]
     assert lines[1][:2] == ["3", "'@@"]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_import_and_mails_confirmations(tmp_path, news, outbox, celery_worker):
+    import time
+
+    from subscriptions.import_tasks import import_job_process
+
+    path = write_csv(tmp_path, [["email"], ["ann@example.org"], ["bad"]])
+    job = import_job_create(source=path, file_name="readers.csv", mailing_list=news, consent="confirm")
+    import_job_process.delay(job.pk)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status == "done" and list(outbox.glob("*.eml")):
+            break
+        time.sleep(0.3)
+    assert (job.status, job.imported_count, job.bad_count, job.confirmations_queued) == ("done", 1, 1, 1)
+    mails = list(outbox.glob("*.eml"))
+    assert len(mails) == 1
+    assert b"To: ann@example.org" in mails[0].read_bytes()

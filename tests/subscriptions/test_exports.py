@@ -1,0 +1,68 @@
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.utils import timezone
+
+from subscriptions.models import MailingList, Subscriber, Subscription
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lists():
+    news = MailingList.objects.create(name="News", slug="news", from_name="N", from_email="n@example.org")
+    events = MailingList.objects.create(name="Events", slug="events", from_name="E", from_email="e@example.org")
+    now = timezone.now()
+    ann = Subscriber.objects.create(email="ann@example.org", name="=HYPERLINK(1)")
+    bob = Subscriber.objects.create(email="bob@example.org", name="Bob")
+    Subscription.objects.create(
+        subscriber=ann, mailing_list=news, status="active", consent_source="form", confirmed_at=now
+    )
+    Subscription.objects.create(subscriber=bob, mailing_list=news, status="pending", consent_source="import")
+    Subscription.objects.create(
+        subscriber=bob, mailing_list=events, status="active", consent_source="form", confirmed_at=now
+    )
+    return news, events
+
+
+def staff_client(client, group):
+    user = User.objects.create_user(group.lower(), "x@staff.example.org", "a-long-test-password-42", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client.force_login(user)
+    return client
+
+
+def rows_of(response):
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
+
+
+def test_admin_downloads_a_filtered_csv_stream(client, lists):
+    response = staff_client(client, "Admins").get(
+        "/editor/subscribers/export.csv", {"mailing_list": lists[0].pk, "status": "active"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="subscribers-news-active-')
+    rows = rows_of(response)
+    assert rows[0][:4] == ["email", "name", "list", "status"]
+    assert [r[:4] for r in rows[1:]] == [["ann@example.org", "'=HYPERLINK(1)", "news", "active"]]
+
+
+def test_export_without_filters_has_one_row_per_subscription(client, lists):
+    rows = rows_of(staff_client(client, "Admins").get("/editor/subscribers/export.csv"))
+    assert len(rows) == 4
+
+
+def test_editors_cannot_export(client, lists):
+    assert staff_client(client, "Editors").get("/editor/subscribers/export.csv").status_code == 403
+
+
+def test_export_command_writes_a_file(tmp_path, lists):
+    out = tmp_path / "out.csv"
+    call_command("export_subscribers", "--list", "events", "--output", str(out), stderr=io.StringIO())
+    rows = list(csv.reader(out.open(encoding="utf-8")))
+    assert [r[0] for r in rows[1:]] == ["bob@example.org"]
