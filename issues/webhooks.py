@@ -19,7 +19,7 @@ from anymail.signals import inbound, tracking
 from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, HttpResponseForbidden
 
 from issues.feedback import event_apply, event_record, provider_name
 
@@ -75,6 +75,15 @@ def strict_view(view_class: type):
                 raise WebhookPayloadInvalid(str(exc)) from exc
 
         def post(self, request, *args, **kwargs):
+            if not (
+                getattr(self, "basic_auth", None)
+                or getattr(self, "webhook_signing_key", None)
+                or getattr(self, "webhook_secret", None)
+            ):
+                # anymail only warns when no credential is configured; an
+                # unauthenticated webhook could unsubscribe or suppress anyone.
+                logger.error("%s webhook refused: set ANYMAIL_WEBHOOK_SECRET", self.esp_name)
+                return HttpResponseForbidden("Webhook authentication is not configured.\n", content_type="text/plain")
             budget = _Budget(settings.FEEDBACK_INLINE_SECONDS)
             token = _budget.set(budget)
             try:

@@ -552,3 +552,13 @@ def test_effects_beyond_the_inline_budget_are_applied_by_a_celery_worker(client,
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.COMPLAINED
     assert not Subscription.objects.filter(subscriber=cast["alice"], status="active").exists()
+
+
+@pytest.mark.django_db
+def test_webhooks_refuse_everything_when_no_credential_is_configured(client, settings):
+    settings.ANYMAIL = {key: value for key, value in settings.ANYMAIL.items() if key != "WEBHOOK_SECRET"}
+    for provider in ("postmark", "brevo", "sendgrid", "mailjet", "sparkpost"):
+        response = client.post(f"/webhooks/{provider}/tracking/", data="[]", content_type="application/json")
+        assert response.status_code == 403, provider
+        assert b"not configured" in response.content
+    assert DeliveryEvent.objects.count() == 0
