@@ -117,7 +117,9 @@ def import_start(request):
     return render(
         request,
         "subscriptions/staff/import.html",
-        {"form": form, "jobs": jobs, "export_form": ExportForm()},
+        # Its own ids: both forms have a "mailing_list" field, and a second
+        # id_mailing_list would leave the export's select without a label.
+        {"form": form, "jobs": jobs, "export_form": ExportForm(auto_id="export_%s")},
         status=400 if form.errors else 200,
     )
 
