@@ -1,0 +1,24 @@
+"""Staff accounts in the Django admin, without a way for Admins to crown themselves."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+
+
+class StaffUserAdmin(UserAdmin):
+    # Admins manage staff accounts, but only a superuser may grant superuser
+    # status or raw permissions; roles are given through the groups.
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += ["is_superuser", "user_permissions"]
+        return fields
+
+    def get_queryset(self, request):
+        users = super().get_queryset(request)
+        # Admins cannot edit (or lock out) superusers.
+        return users if request.user.is_superuser else users.filter(is_superuser=False)
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)
