@@ -17,7 +17,7 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import Min
 from django.utils import timezone
 
 from issues import ratelimit
@@ -212,9 +212,10 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], li
             )
         if transient:
             max_attempts = settings.SEND_MAX_ATTEMPTS
+            attempts_of = dict(claimed.filter(id__in=list(transient)).values_list("id", "attempts"))
             for delivery_id, outcome in transient.items():
                 row = claimed.filter(id=delivery_id)
-                attempts = row.values_list("attempts", flat=True).first() or max_attempts
+                attempts = attempts_of.get(delivery_id, max_attempts)
                 if attempts >= max_attempts:
                     result.failed += row.update(
                         status=Delivery.Status.FAILED,
@@ -338,8 +339,11 @@ def batch_send(*, issue_id: int) -> BatchResult:
     eligible, skipped = _eligible(issue, rows)
     if skipped:
         now = timezone.now()
+        by_reason: dict[str, list[int]] = {}
         for delivery_id, reason in skipped.items():
-            Delivery.objects.filter(id=delivery_id, claim_token=token, status=Delivery.Status.CLAIMED).update(
+            by_reason.setdefault(reason, []).append(delivery_id)
+        for reason, ids in by_reason.items():
+            Delivery.objects.filter(id__in=ids, claim_token=token, status=Delivery.Status.CLAIMED).update(
                 status=Delivery.Status.SKIPPED, last_error=reason, claim_token="", claimed_at=None, updated_at=now
             )
         result.skipped = len(skipped)
@@ -398,20 +402,13 @@ def deliveries_reap(*, older_than: timedelta | None = None) -> int:
 
 
 def issues_needing_lanes() -> list[int]:
-    """Return sending issues with work left and no worker seen on them recently."""
+    """Return sending issues that no worker has touched within SEND_ALIVE_TTL.
+
+    Re-queueing lanes for one is always safe: a lane that finds nothing to
+    claim finishes the issue or waits for its retries.
+    """
     sending = Issue.objects.filter(status=Issue.Status.SENDING).values_list("id", flat=True)
-    stalled = []
-    for issue_id in sending:
-        if issue_is_alive(issue_id=issue_id):
-            continue
-        if (
-            Delivery.objects.filter(issue_id=issue_id)
-            .filter(Q(status=Delivery.Status.PENDING) | Q(status=Delivery.Status.DEFERRED))
-            .exists()
-            or not Delivery.objects.filter(issue_id=issue_id, status=Delivery.Status.CLAIMED).exists()
-        ):
-            stalled.append(issue_id)
-    return stalled
+    return [issue_id for issue_id in sending if not issue_is_alive(issue_id=issue_id)]
 
 
 def test_copies_send(*, issue: Issue, addresses: list[str]) -> int:

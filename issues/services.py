@@ -247,14 +247,3 @@ def issue_progress(*, issue: Issue) -> dict:
         "eta_seconds": round(pending / rate) if rate > 0 and pending and issue.status == "sending" else None,
         "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),
     }
-
-
-def issue_counts_by_status(*, issue: Issue) -> dict[str, int]:
-    """Return {delivery status: rows} for the issue."""
-    return dict(
-        Delivery.objects.filter(issue_id=issue.pk)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .order_by()
-        .filter(~Q(status=""))
-    )

@@ -17,7 +17,7 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
-from issues.mime import MessageTemplate
+from issues.mime import MessageTemplate, address_encode, header_encode
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
 
 SENT = "sent"
@@ -200,14 +200,10 @@ def _smtp_reset(conn: smtplib.SMTP) -> None:
 
 
 def _from_header(envelope: Envelope) -> str:
-    from issues.mime import address_encode
-
     return address_encode(envelope.from_name, envelope.from_email)
 
 
 def _subject_header(envelope: Envelope) -> str:
-    from issues.mime import header_encode
-
     return header_encode(envelope.subject)
 
 

@@ -23,6 +23,7 @@ from issues import rendering, selectors, services
 from issues.delivery import preview_headers
 from issues.forms import IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
+from subscriptions.exports import csv_cell_safe
 from subscriptions.selectors import dashboard_context
 
 EDITOR_GROUPS = ("Editors", "Admins")
@@ -333,9 +334,7 @@ def issue_failures_csv(request, issue_id: int):
     def lines():
         yield writer.writerow(["email", "status", "attempts", "reason", "updated_at"])
         for email, status, attempts, reason, updated in rows.iterator():
-            # A leading = + - @ would make a spreadsheet run a formula.
-            safe_reason = f"'{reason}" if reason[:1] in ("=", "+", "-", "@") else reason
-            yield writer.writerow([email, status, attempts, safe_reason, updated.isoformat()])
+            yield writer.writerow([email, status, attempts, csv_cell_safe(reason), updated.isoformat()])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="issue-{issue.pk}-failures.csv"'

@@ -26,7 +26,7 @@ SUBSCRIBER_COLUMNS = [
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell_text(value: str) -> str:
+def csv_cell_safe(value: str) -> str:
     """Return free text that a spreadsheet will show, not run as a formula."""
     if value and value.startswith(_FORMULA_STARTS):
         return "'" + value
@@ -65,12 +65,12 @@ def subscriber_rows(*, list_id: int | None = None, status: str | None = None) ->
     ):
         yield [
             email,
-            _cell_text(name),
+            csv_cell_safe(name),
             slug,
             state,
             source,
             _when(consented),
-            _cell_text(detail),
+            csv_cell_safe(detail),
             _when(confirmed),
             _when(unsubscribed),
             unsub_source,
@@ -82,7 +82,7 @@ def import_error_rows(*, job: ImportJob) -> Iterator[list[str]]:
     yield ["row", "value", "reason"]
     errors = ImportRowError.objects.filter(job=job).order_by("row_number").values_list("row_number", "value", "reason")
     for row_number, value, reason in errors.iterator(chunk_size=EXPORT_CHUNK_ROWS):
-        yield [str(row_number), _cell_text(value), reason]
+        yield [str(row_number), csv_cell_safe(value), reason]
 
 
 class _Line:
