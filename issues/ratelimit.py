@@ -8,6 +8,8 @@ sending it. A provider's 429 sets a pause that every worker honours.
 
 from __future__ import annotations
 
+import os
+
 import redis
 from django.conf import settings
 
@@ -32,8 +34,16 @@ return tostring(-tokens / rate)
 """
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=10)
+_clients: dict[tuple[str, int], redis.Redis] = {}
+
+
+def redis_client() -> redis.Redis:
+    """Return this process's Redis client for REDIS_URL (its pool keeps the connections open)."""
+    key = (settings.REDIS_URL, os.getpid())
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=10)
+    return client
 
 
 def rate_reserve(*, count: int) -> float:
@@ -42,7 +52,7 @@ def rate_reserve(*, count: int) -> float:
     if rate <= 0 or count <= 0:
         return 0.0
     burst = max(rate, 1.0)
-    return float(_client().eval(_RESERVE, 1, _BUCKET_KEY, rate, burst, count))
+    return float(redis_client().eval(_RESERVE, 1, _BUCKET_KEY, rate, burst, count))
 
 
 def batch_size_for_rate(size: int) -> int:
@@ -56,7 +66,7 @@ def batch_size_for_rate(size: int) -> int:
 def provider_pause(*, seconds: float) -> None:
     """Ask every worker to hold off sending for `seconds` (a provider said 429)."""
     seconds = min(max(seconds, 1.0), 3600.0)
-    client = _client()
+    client = redis_client()
     current = client.pttl(_PAUSE_KEY)
     if current is None or current < seconds * 1000:
         client.set(_PAUSE_KEY, "1", px=int(seconds * 1000))
@@ -64,5 +74,5 @@ def provider_pause(*, seconds: float) -> None:
 
 def provider_pause_remaining() -> float:
     """Return the seconds left in a provider-requested pause (0 if none)."""
-    remaining = _client().pttl(_PAUSE_KEY)
+    remaining = redis_client().pttl(_PAUSE_KEY)
     return max(0.0, (remaining or 0) / 1000.0)

@@ -8,6 +8,10 @@ and carry only ids. Ids are encoded in base 36 to keep the URLs short.
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +34,21 @@ def _b36(number: int) -> str:
             return out
 
 
+@functools.lru_cache(maxsize=16)
+def _signer_hmac(salt: str, secret: str) -> hmac.HMAC:
+    # The HMAC keyed as django.utils.crypto.salted_hmac keys it for
+    # Signer(salt=salt), kept so a batch of a thousand links copies it
+    # rather than deriving and setting up the key a thousand times.
+    return hmac.new(hashlib.sha256(f"{salt}signer{secret}".encode()).digest(), digestmod=hashlib.sha256)
+
+
+def _sign(salt: str, value: str) -> str:
+    """Return exactly what signing.Signer(salt=salt, algorithm="sha256").sign(value) returns, faster."""
+    mac = _signer_hmac(salt, settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}:{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
+
+
 @dataclass(frozen=True)
 class UnsubscribeClaim:
     subscriber_id: int
@@ -40,7 +59,7 @@ class UnsubscribeClaim:
 def unsubscribe_token_make(*, subscriber_id: int, list_id: int, issue_id: int | None = None) -> str:
     """Return a token naming subscriber, list and (optionally) the issue it came in."""
     value = f"{_b36(subscriber_id)}.{_b36(list_id)}.{_b36(issue_id) if issue_id else ''}"
-    return signing.Signer(salt=_UNSUBSCRIBE_SALT, algorithm="sha256").sign(value)
+    return _sign(_UNSUBSCRIBE_SALT, value)
 
 
 def unsubscribe_token_read(token: str) -> UnsubscribeClaim | None:
@@ -57,7 +76,7 @@ def unsubscribe_token_read(token: str) -> UnsubscribeClaim | None:
 
 def preferences_token_make(*, subscriber_id: int) -> str:
     """Return the token of a reader's preference centre."""
-    return signing.Signer(salt=_PREFERENCES_SALT, algorithm="sha256").sign(_b36(subscriber_id))
+    return _sign(_PREFERENCES_SALT, _b36(subscriber_id))
 
 
 def preferences_token_read(token: str) -> int | None:

@@ -32,3 +32,14 @@ def test_hash_ignores_letter_case_and_is_keyed(settings):
     before = email_hash("reader@example.org")
     settings.SECRET_KEY = "another-secret-key-" + "x" * 40
     assert email_hash("reader@example.org") != before
+
+
+def test_email_hash_is_djangos_salted_hmac_of_the_normalised_address(settings):
+    from django.utils.crypto import salted_hmac
+
+    from subscriptions.addresses import email_hash
+
+    for key in ("k" * 50, "another-secret-" * 4):
+        settings.SECRET_KEY = key
+        expected = salted_hmac("dwvlist.subscriptions.suppression", "reader@example.org", algorithm="sha256")
+        assert email_hash("  Reader@Example.ORG ") == expected.hexdigest()

@@ -1,3 +1,5 @@
+import pytest
+
 from subscriptions import tokens
 
 
@@ -29,3 +31,20 @@ def test_address_token_carries_both_addresses_and_refuses_tampering():
     assert tokens.address_token_read(token) == tokens.AddressClaim(7, "a@example.org", "b@example.org")
     assert tokens.address_token_read(token + "x") is None
     assert tokens.address_token_read(tokens.preferences_token_make(subscriber_id=7)) is None
+
+
+@pytest.mark.parametrize("subscriber_id, list_id, issue_id", [(0, 1, None), (1, 1, 1), (987654321, 42, 77)])
+def test_link_tokens_are_exactly_what_djangos_signer_makes(subscriber_id, list_id, issue_id, settings):
+    from django.core import signing
+
+    from subscriptions.tokens import _b36, preferences_token_make, unsubscribe_token_make
+
+    value = f"{_b36(subscriber_id)}.{_b36(list_id)}.{_b36(issue_id) if issue_id else ''}"
+    for key in ("k" * 50, "another-secret-" * 4):
+        settings.SECRET_KEY = key
+        expected = signing.Signer(salt="dwvlist.subscriptions.unsubscribe", algorithm="sha256").sign(value)
+        assert unsubscribe_token_make(subscriber_id=subscriber_id, list_id=list_id, issue_id=issue_id) == expected
+        expected = signing.Signer(salt="dwvlist.subscriptions.preferences", algorithm="sha256").sign(
+            _b36(subscriber_id)
+        )
+        assert preferences_token_make(subscriber_id=subscriber_id) == expected
