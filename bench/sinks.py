@@ -1,8 +1,9 @@
 """Loopback mail sinks for the tests and the benchmark.
 
 - SmtpSink: a real SMTP server (aiosmtpd) on 127.0.0.1.
-- EspSink: an HTTP server that speaks the parts of Mailgun's and Postmark's
-  sending APIs that anymail uses, answering as the real APIs do.
+- EspSink: an HTTP server that speaks the parts of Mailgun's, Postmark's,
+  SendGrid's, Brevo's and Mailjet's sending APIs that anymail uses,
+  answering as the real APIs do.
 
 Both count recipients, spot duplicates, and check that every copy carries
 its own List-Unsubscribe URL. Faults can be switched on: SMTP codes per
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import json
 import logging
 import random
@@ -146,20 +148,20 @@ class EspSink:
     {"id": "<...>", "message": "Queued. Thank you."}.
     Postmark: POST /email (JSON) answers {"To", "SubmittedAt", "MessageID",
     "ErrorCode": 0, "Message": "OK"}; POST /email/batch takes a JSON list.
+    SendGrid: POST /v3/mail/send, one personalization per copy, answers 202
+    with an empty body and X-Message-Id. Brevo: POST /v3/smtp/email with
+    messageVersions answers 201 {"messageIds": [...]}. Mailjet: POST
+    /v3.1/send answers {"Messages": [{"Status", "To": [...]}]}, 400 when a
+    message has an error. Each fills its per-copy variables into subject and
+    bodies as the real ESP does, and the kept message (keep_messages) is one
+    dict per copy: to, subject, headers, text, html, metadata, message_id, request.
     """
 
     def __init__(
         self, *, fail_share: float = 0.0, timeout_share: float = 0.0, hang: float = 5.0, seed: int = 7
     ) -> None:
-        self.tally = Tally()
-        self.fail_share = fail_share
-        self.timeout_share = timeout_share
-        self.hang = hang
-        self.random = random.Random(seed)
         self.random_lock = threading.Lock()
-        self.faults = Counter()
-        self.throttle_calls = 0  # answer this many calls with 429 and Retry-After first
-        self.retry_after = 1
+        self.reset(fail_share=fail_share, timeout_share=timeout_share, hang=hang, seed=seed)
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -204,6 +206,12 @@ class EspSink:
                     return self._postmark([json.loads(body)], single=True)
                 if self.path == "/email/batch":
                     return self._postmark(json.loads(body), single=False)
+                if self.path == "/v3/mail/send":
+                    return self._sendgrid(json.loads(body))
+                if self.path == "/v3/smtp/email":
+                    return self._brevo(json.loads(body))
+                if self.path == "/v3.1/send":
+                    return self._mailjet(json.loads(body))
                 return self._json(404, {"message": "Not found"})
 
             def _json(self, status: int, payload) -> None:
@@ -216,26 +224,29 @@ class EspSink:
 
             def _mailgun(self, body: bytes) -> None:
                 content_type = self.headers.get("Content-Type", "")
-                fast = _mailgun_urlencoded_fast(body) if content_type.startswith("application/x-www") else None
-                if fast is not None:
-                    sink.tally.calls += 1
-                    for address, unsubscribe in fast:
-                        sink.tally.add(address, unsubscribe)
-                    domain = self.path.split("/")[2]
-                    return self._json(200, {"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."})
-                fields = _form_fields(content_type, body)
-                recipients = fields.get("to", [])
-                variables = json.loads(fields.get("recipient-variables", ["{}"])[0])
-                header = fields.get("h:List-Unsubscribe", [""])[0]
+                keep = sink.tally.keep_messages
+                urlencoded = content_type.startswith("application/x-www") and not keep
+                fast = _mailgun_urlencoded_fast(body) if urlencoded else None
+                if fast is None:
+                    fields = (
+                        _multipart_fields_fast(content_type, body)
+                        if content_type.startswith("multipart/form-data")
+                        else _form_fields(content_type, body)
+                    )
+                    fast = _mailgun_recipients(fields)
+                record = {"path": self.path, "headers": dict(self.headers), "fields": fields if keep else {}}
+                if keep:
+                    with sink.tally.lock:
+                        sink.requests.append(record)
+                if sink.answer_status:
+                    record["answer"] = sink.answer_body
+                    return self._json(sink.answer_status, sink.answer_body)
                 sink.tally.calls += 1
-                for address in recipients:
-                    bare = address.split("<")[-1].rstrip(">").strip()
-                    personal = variables.get(bare, {})
-                    value = personal.get("h:List-Unsubscribe") if "%recipient." in header else header
-                    match = re.match(r"<([^>]+)>", value or "")
-                    sink.tally.add(bare, match.group(1) if match else None)
+                for address, unsubscribe in fast:
+                    sink.tally.add(address, unsubscribe)
                 domain = self.path.split("/")[2]
-                self._json(200, {"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."})
+                record["answer"] = {"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."}
+                self._json(200, record["answer"])
 
             def _postmark(self, messages: list, *, single: bool) -> None:
                 answers = []
@@ -255,9 +266,98 @@ class EspSink:
                     )
                 self._json(200, answers[0] if single else answers)
 
+            def _tally(self, copies: list[dict]) -> None:
+                with sink.tally.lock:
+                    sink.tally.calls += 1
+                for copy in copies:
+                    match = re.match(r"<([^>]+)>", _header(copy["headers"], "List-Unsubscribe"))
+                    sink.tally.add(copy["to"], match.group(1) if match else None, copy)
+
+            def _sendgrid(self, payload: dict) -> None:
+                if not self.headers.get("Authorization", "").startswith("Bearer "):
+                    error = "The provided authorization grant is invalid, expired, or revoked"
+                    return self._json(401, {"errors": [{"message": error, "field": None, "help": None}]})
+                personalizations = payload.get("personalizations") or []
+                addresses = sum(len(p.get(kind, [])) for p in personalizations for kind in ("to", "cc", "bcc"))
+                if not 1 <= len(personalizations) <= 1000 or addresses > 1000:
+                    error = "The personalization block is limited to 1000 personalizations per API request."
+                    return self._json(400, {"errors": [{"message": error, "field": "personalizations", "help": None}]})
+                self._tally(_sendgrid_copies(payload))
+                self.send_response(202)
+                self.send_header("X-Message-Id", uuid.uuid4().hex[:22])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _brevo(self, payload: dict) -> None:
+                if not self.headers.get("api-key"):
+                    return self._json(401, {"code": "unauthorized", "message": "Key not found"})
+                versions = payload.get("messageVersions")
+                if versions is not None and (payload.get("to") or not 1 <= len(versions) <= 1000):
+                    message = "messageVersions takes 1 to 1000 versions, and no outer to"
+                    return self._json(400, {"code": "invalid_parameter", "message": message})
+                copies = _brevo_copies(payload)
+                self._tally(copies)
+                ids = list(dict.fromkeys(copy["message_id"] for copy in copies))
+                self._json(201, {"messageIds": ids} if versions is not None else {"messageId": ids[0]})
+
+            def _mailjet(self, payload: dict) -> None:
+                if not self.headers.get("Authorization", "").startswith("Basic "):
+                    return self._json(401, {"ErrorMessage": "API key authentication/authorization failure"})
+                messages = payload.get("Messages") or []
+                if not 1 <= len(messages) <= 50:
+                    error = {"ErrorIdentifier": str(uuid.uuid4()), "ErrorCode": "mj-0002", "StatusCode": 400}
+                    return self._json(400, {**error, "ErrorMessage": "Messages takes 1 to 50 messages"})
+                answers, sent = [], []
+                for copies in _mailjet_copies(payload):
+                    refused = [c["to"] for c in copies if c["to"].lower() in sink.refuse]
+                    if refused:
+                        error = {"ErrorIdentifier": str(uuid.uuid4()), "ErrorCode": "mj-0013", "StatusCode": 400}
+                        message = f'"{refused[0]}" is an invalid email address.'
+                        errors = [{**error, "ErrorMessage": message, "ErrorRelatedTo": ["To[0].Email"]}]
+                        answers.append({"Status": "error", "Errors": errors})
+                        continue
+                    to = [
+                        {
+                            "Email": c["to"],
+                            "MessageUUID": str(uuid.UUID(int=int(c["message_id"]))),
+                            "MessageID": int(c["message_id"]),
+                            "MessageHref": f"https://api.mailjet.com/v3/REST/message/{c['message_id']}",
+                        }
+                        for c in copies
+                    ]
+                    answers.append({"Status": "success", "CustomID": "", "To": to, "Cc": [], "Bcc": []})
+                    sent += copies
+                self._tally(sent)
+                failed = any(a["Status"] == "error" for a in answers)
+                self._json(400 if failed else 200, {"Messages": answers})
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def reset(
+        self,
+        *,
+        keep_messages: bool = False,
+        fail_share: float = 0.0,
+        timeout_share: float = 0.0,
+        hang: float = 5.0,
+        seed: int = 7,
+    ) -> EspSink:
+        """Forget every call and fault so far (a running sink can serve several tests); return the sink."""
+        self.tally = Tally(keep_messages=keep_messages)
+        self.fail_share = fail_share
+        self.timeout_share = timeout_share
+        self.hang = hang
+        self.random = random.Random(seed)
+        self.faults = Counter()
+        self.throttle_calls = 0  # answer this many calls with 429 and Retry-After first
+        self.retry_after = 1
+        self.refuse: set[str] = set()  # Mailjet answers messages to these addresses with a per-message error
+        self.requests: list[dict] = []  # Mailgun calls as received (keep_messages): path, headers, fields
+        self.answer_status = 0  # when set, Mailgun calls get this status and answer_body instead of "Queued"
+        self.answer_body: dict = {}
+        return self
 
     @property
     def url(self) -> str:
@@ -306,6 +406,37 @@ def _mailgun_urlencoded_fast(body: bytes) -> list[tuple[str, str | None]] | None
     return out
 
 
+_MG_VARIABLE = re.compile(r"%recipient\.([^%]+)%")
+
+
+def _mailgun_recipients(fields: dict[str, list[str]]) -> list[tuple[str, str | None]]:
+    """Return (recipient, their List-Unsubscribe URL) as Mailgun would fill in each copy's header."""
+    variables = json.loads(fields.get("recipient-variables", ["{}"])[0])
+    header = fields.get("h:List-Unsubscribe", [""])[0]
+    out = []
+    for address in fields.get("to", []):
+        bare = address.split("<")[-1].rstrip(">").strip()
+        personal = variables.get(bare, {})
+        value = _MG_VARIABLE.sub(lambda m, p=personal: str(p.get(m.group(1), "")), header)
+        match = re.match(r"<([^>]+)>", value)
+        out.append((bare, match.group(1) if match else None))
+    return out
+
+
+def _multipart_fields_fast(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """Split a multipart/form-data body of text fields into {name: [values]} (C-speed byte splits)."""
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    fields: dict[str, list[str]] = {}
+    for part in body.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, value = part.partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if name:
+            fields.setdefault(name.group(1).decode(), []).append(value[:-2].decode())
+    return fields
+
+
 def _form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
     """Parse a urlencoded or multipart/form-data body into {name: [values]}."""
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -322,6 +453,112 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
             part.get_content() if part.get_content_maintype() == "text" else part.get_payload(decode=True).decode()
         )
     return fields
+
+
+def _header(headers: dict, name: str) -> str:
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), "")
+
+
+def _sendgrid_copies(payload: dict) -> list[dict]:
+    """Return one dict per copy SendGrid would send: substitutions replace their tags in subject and content."""
+    content = {part["type"]: part["value"] for part in payload.get("content", [])}
+    copies = []
+    for personalization in payload["personalizations"]:
+        substitutions = personalization.get("substitutions") or {}
+
+        def fill(value: str, substitutions=substitutions) -> str:
+            for tag, replacement in substitutions.items():
+                value = value.replace(tag, replacement or "")
+            return value
+
+        headers = {**(payload.get("headers") or {}), **(personalization.get("headers") or {})}
+        metadata = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
+        for to in personalization.get("to", []):
+            copies.append(
+                {
+                    "to": to["email"],
+                    "subject": fill(personalization.get("subject") or payload.get("subject", "")),
+                    "headers": headers,
+                    "text": fill(content.get("text/plain", "")),
+                    "html": fill(content.get("text/html", "")),
+                    "metadata": metadata,
+                    "message_id": metadata.get("anymail_id", ""),
+                    "request": payload,
+                }
+            )
+    return copies
+
+
+_BREVO_PARAM = re.compile(r"\{\{\s*params\.(\w+)\s*\}\}")
+
+
+def _brevo_copies(payload: dict) -> list[dict]:
+    """Return one dict per copy Brevo would send: each version's params rendered into subject and bodies."""
+    copies = []
+    for version in payload.get("messageVersions") or [{"to": payload.get("to", [])}]:
+        params = {**(payload.get("params") or {}), **(version.get("params") or {})}
+
+        def fill(value: str, params=params) -> str:
+            return _BREVO_PARAM.sub(lambda m: str(params.get(m.group(1), "")), value)
+
+        headers = {**(payload.get("headers") or {}), **(version.get("headers") or {})}
+        message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().int % 10**11}@smtp-relay.mailin.fr>"
+        for to in version["to"]:
+            copies.append(
+                {
+                    "to": to["email"],
+                    "subject": fill(version.get("subject") or payload.get("subject", "")),
+                    "headers": headers,
+                    "text": fill(version.get("textContent") or payload.get("textContent", "")),
+                    "html": fill(version.get("htmlContent") or payload.get("htmlContent", "")),
+                    "metadata": json.loads(_header(headers, "X-Mailin-custom") or "{}"),
+                    "message_id": message_id,
+                    "request": payload,
+                }
+            )
+    return copies
+
+
+_MAILJET_VAR = re.compile(r'\{\{\s*var:(\w+)(?::"([^"]*)")?\s*\}\}')
+
+
+def _mailjet_var(variables: dict, match: re.Match) -> str:
+    default = match.group(2) if match.group(2) is not None else match.group(0)
+    return str(variables.get(match.group(1), default))
+
+
+def _mailjet_copies(payload: dict) -> list[list[dict]]:
+    """Return, per message, one dict per copy Mailjet would send.
+
+    Message properties override Globals, except Headers and Variables, which
+    are merged. Variables are rendered only with TemplateLanguage on; an
+    unknown variable without a default is left as it is.
+    """
+    defaults = payload.get("Globals") or {}
+    messages = []
+    for message in payload["Messages"]:
+        merged = {**defaults, **message}
+        headers = {**(defaults.get("Headers") or {}), **(message.get("Headers") or {})}
+        variables = {**(defaults.get("Variables") or {}), **(message.get("Variables") or {})}
+        if merged.get("TemplateLanguage"):
+            fill = functools.partial(_MAILJET_VAR.sub, functools.partial(_mailjet_var, variables))
+        else:
+            fill = str
+        copies = [
+            {
+                "to": to["Email"],
+                "subject": fill(merged.get("Subject", "")),
+                "headers": headers,
+                "text": fill(merged.get("TextPart", "")),
+                "html": fill(merged.get("HTMLPart", "")),
+                "metadata": json.loads(merged.get("EventPayload") or "{}"),
+                "message_id": str(uuid.uuid4().int >> 68),
+                "request": payload,
+            }
+            for to in merged.get("To", [])
+        ]
+        messages.append(copies)
+    return messages
 
 
 # --- A fast SMTP sink for the benchmark -------------------------------------------------

@@ -30,7 +30,7 @@ class ReadOnlyAdmin(ScalableAdmin):
 class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["issue", "email", "status", "attempts", "sent_at", "provider_message_id"]
     list_filter = ["status", "issue"]
-    search_fields = ["=email", "=provider_message_id"]
+    search_fields = ["=email"]
     search_help_text = "A whole address or provider message id."
     list_select_related = ["issue"]
     raw_id_fields = ["subscriber", "mailing_list"]

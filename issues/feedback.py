@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 
-from issues.models import Delivery, DeliveryEvent, Issue
+from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.services import (
     subscriber_unsubscribe_all,
@@ -101,7 +101,13 @@ def delivery_find(*, message_id: str, metadata: dict, recipient: str) -> Deliver
     """
     if message_id:
         bare = message_id.strip().strip("<>")
-        matches = Delivery.objects.filter(provider_message_id__in={message_id, bare, f"<{bare}>"})
+        candidates = {message_id, bare, f"<{bare}>"}
+        spans = Q(pk__in=[])
+        for issue_id, low, high in SentMessage.objects.filter(provider_message_id__in=candidates).values_list(
+            "issue_id", "first_delivery_id", "last_delivery_id"
+        )[:20]:
+            spans |= Q(issue_id=issue_id, id__range=(low, high))
+        matches = Delivery.objects.filter(spans, provider_message_id__in=candidates)
         if recipient:
             found = matches.filter(email__iexact=recipient).first()
             if found:

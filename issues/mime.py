@@ -35,9 +35,13 @@ def address_encode(name: str, address: str) -> str:
     return f"{Header(name, 'utf-8').encode(maxlinelen=998)} <{address}>"
 
 
-def message_id_make(*, issue_id: int, subscriber_id: int | None, domain: str) -> str:
-    """Return a unique Message-ID naming the issue and reader (without the angle brackets)."""
-    return f"dwv.{issue_id}.{subscriber_id or 0}.{secrets.token_hex(6)}@{domain}"
+def message_id_make(*, issue_id: int, subscriber_id: int | None, domain: str, nonce: str = "") -> str:
+    """Return a unique Message-ID naming the issue and reader (without the angle brackets).
+
+    `nonce` tells apart two attempts at the same reader's copy: a batch
+    passes its random claim token; without one a fresh random part is drawn.
+    """
+    return f"dwv.{issue_id}.{subscriber_id or 0}.{nonce or secrets.token_hex(6)}@{domain}"
 
 
 def _b64_lines(data: bytes) -> bytes:

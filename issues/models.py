@@ -40,6 +40,13 @@ class Issue(models.Model):
     snapshot_text = models.TextField(blank=True)
     snapshot_at = models.DateTimeField(null=True, blank=True)
 
+    # The ledger is written in chunks while the first batches go out. The
+    # id bounds let workers claim batches by id range; an issue is finished
+    # only once its whole ledger is written.
+    ledger_id_min = models.BigIntegerField(null=True, blank=True)
+    ledger_id_max = models.BigIntegerField(null=True, blank=True)
+    ledger_written_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,17 +84,20 @@ class Delivery(models.Model):
         SKIPPED = "skipped", "Skipped (unsubscribed or suppressed before sending)"
         CANCELLED = "cancelled", "Cancelled with the issue"
 
-    # The ledger is written a million rows at a time: every index and
-    # per-row trigger here costs seconds. The issue and list keys are kept
-    # by Django (deletes cascade in Python) without database-level foreign
-    # keys, and their lookups use the composite indexes below.
+    # The ledger is written a million rows at a time and each row is then
+    # updated twice (claimed, sent): every index and per-row trigger here
+    # costs seconds. No database-level foreign keys (Django cascades and
+    # nulls in Python), and no index on a column those updates change
+    # (status, claim, message id), so PostgreSQL updates the rows in place
+    # (HOT) in the free space the table's fillfactor leaves in each page.
+    # Batches are found by id range; provider message ids by SentMessage.
     issue = models.ForeignKey(
         Issue, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
     )
     # Kept when a reader is erased (with the address blanked) so the issue's
     # figures still add up.
     subscriber = models.ForeignKey(
-        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", db_constraint=False
     )
     # The list this reader gets the issue through (the first of the issue's
     # lists they are on); its unsubscribe link and List-Id go in their copy.
@@ -148,17 +158,27 @@ class Delivery(models.Model):
                 name="delivery_sent_has_time",
             ),
         ]
-        indexes = [
-            models.Index(fields=["issue", "status"], name="delivery_issue_status"),
-            # Partial indexes: empty while the ledger is written, so they cost nothing then.
-            models.Index(fields=["claimed_at"], condition=Q(status="claimed"), name="delivery_claimed_at"),
-            models.Index(
-                fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="delivery_provider_message"
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.issue_id} → {self.email or self.subscriber_id}: {self.status}"
+
+
+class SentMessage(models.Model):
+    """A message id the provider (or our SMTP path) gave, and the ledger rows it covers.
+
+    A batch API answers one id for the whole batch: that is one row here
+    naming the range of delivery ids in it, and an event about it is
+    matched to a reader by the recipient address within that range.
+    """
+
+    provider_message_id = models.CharField(max_length=255, db_index=True)
+    issue_id = models.BigIntegerField()
+    first_delivery_id = models.BigIntegerField()
+    last_delivery_id = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.provider_message_id
 
 
 class DeliveryEvent(models.Model):

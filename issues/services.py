@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -34,17 +34,16 @@ def issue_recipient_count(*, issue: Issue) -> int:
     return _recipients(issue).count()
 
 
-def ledger_write(*, issue: Issue) -> int:
-    """Write one pending Delivery per reader of the issue's lists, in one statement; return rows added.
+LEDGER_CHUNK = 100_000  # subscriber ids per INSERT ... SELECT
+
+
+def _ledger_chunk_write(issue: Issue, list_ids: list[int], low: int, high: int, now) -> int:
+    """Write the ledger rows of readers with ids in [low, high) in one statement; return rows added.
 
     Each reader is counted once however many of the lists they are on, and
     gets the issue through the first of those lists. Safe to run twice:
     the unique (issue, subscriber) pair makes a second run add nothing.
     """
-    list_ids = list(issue.lists.values_list("id", flat=True))
-    if not list_ids:
-        return 0
-    now = timezone.now()
     placeholders = ", ".join(["%s"] * len(list_ids))
     delivery = Delivery._meta.db_table
     subscriber = Subscriber._meta.db_table
@@ -57,7 +56,9 @@ def ledger_write(*, issue: Issue) -> int:
         SELECT %s, s.id, MIN(sub.mailing_list_id), s.email, 'pending', 0, '', '', '', %s, %s
           FROM {subscriber} s
           JOIN {subscription} sub ON sub.subscriber_id = s.id
-         WHERE sub.mailing_list_id IN ({placeholders})
+         WHERE s.id >= %s AND s.id < %s
+           AND sub.subscriber_id >= %s AND sub.subscriber_id < %s
+           AND sub.mailing_list_id IN ({placeholders})
            AND sub.status = 'active'
            AND sub.confirmed_at IS NOT NULL
            AND NOT EXISTS (
@@ -66,8 +67,81 @@ def ledger_write(*, issue: Issue) -> int:
         ON CONFLICT (issue_id, subscriber_id) DO NOTHING
     """  # noqa: S608 (table names from the models, values as parameters)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [issue.pk, now, now, *list_ids])
+        cursor.execute(sql, [issue.pk, now, now, low, high, low, high, *list_ids])
         return cursor.rowcount
+
+
+def _delivery_id_max() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {Delivery._meta.db_table}")  # noqa: S608
+        return cursor.fetchone()[0] or 0
+
+
+def _issue_delivery_id_first(issue_id: int, *, after: int) -> int | None:
+    """Return the issue's lowest ledger id above `after` (walking the primary key from there)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN(id) FROM {Delivery._meta.db_table} WHERE id > %s AND issue_id + 0 = %s",  # noqa: S608
+            [after, issue_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def ledger_write(*, issue: Issue, on_first_chunk=None) -> int:
+    """Write one pending Delivery per reader of the issue's lists; return rows added.
+
+    Set-based SQL, one INSERT ... SELECT per range of LEDGER_CHUNK reader
+    ids, each committed on its own with the issue's ledger id bounds, so
+    workers can send the first readers while the rest are written;
+    `on_first_chunk` runs once the first rows are committed. The ledger
+    counts as written (and the issue can finish) only when every chunk is.
+    Readers whose ids are beyond the highest one when writing began joined
+    after sending started and are left out. Running it again (after a
+    crash) completes the ledger without adding duplicates.
+    """
+    from issues.delivery import ledger_mark_alive
+
+    list_ids = list(issue.lists.values_list("id", flat=True))
+    if not list_ids:
+        return 0
+    now = timezone.now()
+    bounds = Subscriber.objects.aggregate(low=Min("id"), high=Max("id"))
+    low, high = bounds["low"] or 0, bounds["high"] or -1
+    added = 0
+    chunk_low = low
+    while True:
+        ledger_mark_alive(issue_id=issue.pk)
+        if _ledger_stop_if_cancelled(issue):
+            return added
+        chunk_high = min(chunk_low + LEDGER_CHUNK, high + 1)
+        with transaction.atomic():
+            before = _delivery_id_max()
+            added += _ledger_chunk_write(issue, list_ids, chunk_low, chunk_high, now) if chunk_low <= high else 0
+            after = _delivery_id_max()
+            fields = {"ledger_id_max": after}
+            if issue.ledger_id_min is None:
+                first = _issue_delivery_id_first(issue.pk, after=before)
+                fields["ledger_id_min"] = issue.ledger_id_min = first if first is not None else after + 1
+            if chunk_high > high:
+                fields["ledger_written_at"] = timezone.now()
+            Issue.objects.filter(pk=issue.pk).update(**fields)
+        if on_first_chunk is not None:
+            on_first_chunk()
+            on_first_chunk = None
+        if chunk_high > high:
+            _ledger_stop_if_cancelled(issue)
+            return added
+        chunk_low = chunk_high
+
+
+def _ledger_stop_if_cancelled(issue: Issue) -> bool:
+    """If the issue was cancelled while its ledger was written, cancel the rows written since; return True."""
+    if not Issue.objects.filter(pk=issue.pk, status=Issue.Status.CANCELLED).exists():
+        return False
+    Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.CANCELLED, updated_at=timezone.now()
+    )
+    return True
 
 
 def issue_freeze(*, issue: Issue) -> None:
@@ -94,8 +168,9 @@ def _lanes_start(issue_id: int) -> None:
 def issue_send(*, issue: Issue, user=None) -> bool:
     """Start sending the issue now; return False (and do nothing) if it already started.
 
-    Freezes the snapshot, writes the ledger and queues the batch tasks once
-    the transaction commits.
+    Freezes the snapshot and writes the ledger; the batch tasks are queued
+    as soon as the first part of the ledger is committed, so the first
+    readers get the issue while the rest of the ledger is written.
     """
     if not issue.lists.exists():
         raise ValidationError("Choose at least one list before sending.")
@@ -107,9 +182,14 @@ def issue_send(*, issue: Issue, user=None) -> bool:
             return False
         issue.refresh_from_db()
         issue_freeze(issue=issue)
-        ledger_write(issue=issue)
-        transaction.on_commit(lambda: _lanes_start(issue.pk))
+    ledger_complete(issue=issue)
     return True
+
+
+def ledger_complete(*, issue: Issue) -> int:
+    """Write (or finish writing) the issue's ledger and start its batch tasks; return rows added."""
+    issue_id = issue.pk
+    return ledger_write(issue=issue, on_first_chunk=lambda: transaction.on_commit(lambda: _lanes_start(issue_id)))
 
 
 def issue_schedule(*, issue: Issue, when: datetime, user=None) -> None:
@@ -220,7 +300,7 @@ def issue_progress(*, issue: Issue) -> dict:
     failed = counts["failed"]
     skipped = counts["skipped"] + counts["cancelled"]
     pending = counts["pending"] + counts["claimed"] + counts["deferred"]
-    issue.refresh_from_db(fields=["status", "started_at"])
+    issue.refresh_from_db(fields=["status", "started_at", "ledger_written_at"])
     now = timezone.now().timestamp()
     key = f"dwvlist:progress:{issue.pk}"
     try:
@@ -236,6 +316,8 @@ def issue_progress(*, issue: Issue) -> dict:
     finished = sent + failed + skipped
     return {
         "status": issue.status,
+        # False while the list of readers is still being written: the total grows until then.
+        "ledger_written": issue.ledger_written_at is not None or issue.status not in ("sending", "paused"),
         "total": total,
         "sent": sent,
         "failed": failed,

@@ -44,12 +44,25 @@ def reap_stale_deliveries() -> dict:
     queued batch tasks are gone, but the pending rows are not.
     """
     reclaimed = delivery.deliveries_reap()
+    for issue_id in delivery.issues_needing_ledger():
+        log.warning("issue %s stopped while its ledger was written; finishing the ledger", issue_id)
+        delivery.ledger_mark_alive(issue_id=issue_id)  # one writer per reaper round
+        complete_ledger.delay(issue_id)
     restarted = delivery.issues_needing_lanes()
     for issue_id in restarted:
         log.warning("issue %s had work left and no live batch task; re-queueing", issue_id)
         for _ in range(settings.SEND_LANES):
             send_batch.delay(issue_id)
     return {"reclaimed": reclaimed, "restarted": restarted}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def complete_ledger(issue_id: int) -> int:
+    """Finish writing a sending issue's ledger (after a crash) and start its batch tasks."""
+    issue = Issue.objects.get(pk=issue_id)
+    if issue.status != Issue.Status.SENDING or issue.ledger_written_at is not None:
+        return 0
+    return services.ledger_complete(issue=issue)
 
 
 @shared_task(ignore_result=True)

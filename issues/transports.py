@@ -8,9 +8,11 @@ retried later; nothing is guessed.
 
 from __future__ import annotations
 
+import copy
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from anymail.message import AnymailMessage
@@ -209,26 +211,60 @@ def _subject_header(envelope: Envelope) -> str:
 
 # --- Anymail ---------------------------------------------------------------------
 
+
+class BatchEsp(NamedTuple):
+    """How one ESP's batch API fills per-reader values into an inline (not stored) body."""
+
+    field_format: str  # the placeholder the ESP replaces with a merge_data value
+    max_batch: int  # readers per API call
+    esp_extra: dict | None = None  # message options the placeholders depend on
+    template_language: bool = False  # the body goes through the ESP's template engine
+    ascii_headers: bool = False  # anymail refuses non-ASCII header values for this ESP
+
+
 # ESPs whose batch API takes per-recipient substitutions without a stored
 # template: the placeholder syntax each expects, and its recipients-per-call limit.
-BATCH_ESPS: dict[str, tuple[str, int]] = {
-    "mailgun": ("%recipient.{}%", 1000),
+# (Mailgun has its own transport, issues/mailgun.py.)
+BATCH_ESPS: dict[str, BatchEsp] = {
+    # v3 mail/send: one personalization per reader; legacy substitutions are a
+    # plain search-and-replace in subject and content, keyed by merge_field_format.
+    "sendgrid": BatchEsp("-{}-", 1000, esp_extra={"merge_field_format": "-{}-"}),
+    # smtp/email with messageVersions: each version's params are rendered by
+    # Brevo's template language; 1000 versions per call.
+    "brevo": BatchEsp("{{{{ params.{} }}}}", 1000, template_language=True, ascii_headers=True),
+    # v3.1 send: one Messages entry per reader, its Variables rendered only with
+    # TemplateLanguage on; 50 messages per call.
+    "mailjet": BatchEsp(
+        "{{{{var:{}}}}}", 50, esp_extra={"Globals": {"TemplateLanguage": True}}, template_language=True
+    ),
+    # Not amazon_ses: anymail refuses merge_data and merge_headers without an SES stored template.
 }
 
+# Delimiters of the Brevo and Mailjet template languages: an article containing
+# one would be read as template code, and the copy garbled or not sent at all.
+_TEMPLATE_SYNTAX = ("{{", "{%", "{#")
 
-def _anymail_failure(exc: AnymailError) -> BatchDeferred | None:
-    """Return BatchDeferred for retryable API failures, None for permanent ones."""
-    status = getattr(exc, "status_code", None)
+
+def http_failure(status: int | None, response, detail: str) -> BatchDeferred | None:
+    """Return BatchDeferred for a provider answer worth retrying, None for a refusal or a success.
+
+    Retried: no answer, 429 (after its Retry-After), 5xx, and refused
+    credentials (401, 403), which an operator can fix without losing the send.
+    """
     if status is None or status == 429 or status >= 500 or status in (401, 403):
         retry_after = None
-        response = getattr(exc, "response", None)
         if status == 429 and response is not None:
             try:
                 retry_after = float(response.headers.get("Retry-After", "") or 30)
             except ValueError:
                 retry_after = 30.0
-        return BatchDeferred(f"provider answered {status or 'nothing'}: {str(exc)[:300]}", retry_after=retry_after)
+        return BatchDeferred(f"provider answered {status or 'nothing'}: {detail[:300]}", retry_after=retry_after)
     return None
+
+
+def _anymail_failure(exc: AnymailError) -> BatchDeferred | None:
+    """Return BatchDeferred for retryable API failures, None for permanent ones."""
+    return http_failure(getattr(exc, "status_code", None), getattr(exc, "response", None), str(exc))
 
 
 def _recipient_outcome(status, *, default_id: str) -> Outcome:
@@ -241,18 +277,63 @@ def _recipient_outcome(status, *, default_id: str) -> Outcome:
     return Outcome(TRANSIENT, error=f"provider reported {state}")
 
 
+def _ascii_list_id(headers: dict[str, str]) -> dict[str, str]:
+    """Return the headers with a non-ASCII list name dropped from List-Id (RFC 2919 makes it optional)."""
+    list_id = headers.get("List-Id", "")
+    if list_id.isascii():
+        return headers
+    return {**headers, "List-Id": list_id[list_id.rfind("<") :]}
+
+
+def bodies_templated(envelope: Envelope, field_format: str) -> tuple[str, str]:
+    """Return the snapshot's text and HTML with each reader's links as the ESP's placeholders."""
+    links = {
+        UNSUBSCRIBE_URL: field_format.format("unsubscribe_url"),
+        PREFERENCES_URL: field_format.format("preferences_url"),
+    }
+    text, html = envelope.text, envelope.html
+    for mark, placeholder in links.items():
+        text, html = text.replace(mark, placeholder), html.replace(mark, placeholder)
+    return text, html
+
+
+def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
+    """Send a batch as several API calls; return every reader's outcome.
+
+    If a call fails after earlier ones were accepted, the failure is not
+    raised for the whole batch: only the readers not yet sent wait for a retry.
+    """
+    outcomes: dict[int, Outcome] = {}
+    for call in calls:
+        try:
+            outcomes.update(send_call(call))
+        except BatchDeferred as exc:
+            if not outcomes:
+                raise
+            for recipient in (r for rest in calls for r in rest):
+                outcomes.setdefault(recipient.delivery_id, Outcome(TRANSIENT, error=exc.reason[:1000]))
+            break
+    return outcomes
+
+
 class AnymailBatchTransport(Transport):
     """One API call per batch, with merge_data for the links and merge_headers for List-*."""
 
     def __init__(self, esp: str) -> None:
         self.name = esp
-        self.field_format, self.max_batch = BATCH_ESPS[esp]
+        self.esp = BATCH_ESPS[esp]
+        self.field_format, self.max_batch = self.esp.field_format, self.esp.max_batch
 
     def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
-        unsubscribe_field = self.field_format.format("unsubscribe_url")
-        preferences_field = self.field_format.format("preferences_url")
-        text = envelope.text.replace(UNSUBSCRIBE_URL, unsubscribe_field).replace(PREFERENCES_URL, preferences_field)
-        html = envelope.html.replace(UNSUBSCRIBE_URL, unsubscribe_field).replace(PREFERENCES_URL, preferences_field)
+        if self.esp.template_language and any(s in envelope.text or s in envelope.html for s in _TEMPLATE_SYNTAX):
+            # One plain message per reader, links filled in here: no template engine reads the article.
+            backend = f"anymail.backends.{self.name}.EmailBackend"
+            return DjangoBackendTransport(backend, self.name).send(envelope=envelope, recipients=recipients)
+        calls = [recipients[start : start + self.max_batch] for start in range(0, len(recipients), self.max_batch)]
+        return calls_send(calls, lambda call: self._send_call(envelope, call))
+
+    def _send_call(self, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
+        text, html = bodies_templated(envelope, self.field_format)
         message = AnymailMessage(
             subject=envelope.subject,
             body=text,
@@ -266,8 +347,17 @@ class AnymailBatchTransport(Transport):
         message.merge_data = {
             r.email: {"unsubscribe_url": r.unsubscribe_url, "preferences_url": r.preferences_url} for r in recipients
         }
-        message.merge_headers = {r.email: {**r.headers, "Message-ID": f"<{r.message_id}>"} for r in recipients}
+        message.merge_headers = {
+            r.email: {
+                **(_ascii_list_id(r.headers) if self.esp.ascii_headers else r.headers),
+                "Message-ID": f"<{r.message_id}>",
+            }
+            for r in recipients
+        }
         message.merge_metadata = {r.email: r.metadata for r in recipients}
+        if self.esp.esp_extra:
+            # A copy: anymail's SendGrid backend pops the keys it understands.
+            message.esp_extra = copy.deepcopy(self.esp.esp_extra)
         try:
             message.send()
         except AnymailRecipientsRefused:
@@ -353,6 +443,10 @@ def transport_for_settings() -> Transport:
     kind = settings.EMAIL_TRANSPORT
     if kind == "smtp":
         return SmtpTransport()
+    if kind == "mailgun":
+        from issues.mailgun import MailgunBatchTransport
+
+        return MailgunBatchTransport()
     if kind in BATCH_ESPS:
         return AnymailBatchTransport(kind)
     return DjangoBackendTransport(settings.EMAIL_BACKEND, kind)

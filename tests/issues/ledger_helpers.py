@@ -51,3 +51,40 @@ def issue_make(*lists: MailingList, title: str = "Plant closings and what to do"
     )
     issue.lists.set(lists)
     return issue
+
+
+def ledger_writer_dies_on_second_chunk(monkeypatch, *, chunk: int) -> None:
+    """Write the ledger `chunk` readers at a time, the writer failing on its second chunk, as if killed."""
+    from issues import services
+
+    monkeypatch.setattr(services, "LEDGER_CHUNK", chunk)
+    real_chunk = services._ledger_chunk_write
+    calls = []
+
+    def writer_dies_on_the_second_chunk(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            monkeypatch.setattr(services, "_ledger_chunk_write", real_chunk)  # whoever writes next succeeds
+            raise OSError("the process writing the ledger was killed")
+        return real_chunk(*args)
+
+    monkeypatch.setattr(services, "_ledger_chunk_write", writer_dies_on_the_second_chunk)
+
+
+def recipients_unsaved(count: int, *, list_name: str = "News") -> list:
+    """Return `count` readers of an unsaved list and issue (pk 3 and 7), made by the engine's recipient_for."""
+    from issues.delivery import recipient_for
+
+    news = MailingList(pk=3, slug="news", name=list_name, from_email="news@lists.example.org", archive_enabled=True)
+    issue = Issue(pk=7)
+    return [
+        recipient_for(
+            issue=issue,
+            delivery_id=1000 + n,
+            subscriber_id=500 + n,
+            email=f"reader{n:04d}@example.org",
+            mailing_list=news,
+            nonce=f"{n:012d}",
+        )
+        for n in range(count)
+    ]

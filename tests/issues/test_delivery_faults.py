@@ -18,7 +18,7 @@ from issues import services
 from issues.models import Delivery, Issue
 from issues.tasks import reap_stale_deliveries
 from tests.conftest import WorkerProcess, _session_tmp, child_env
-from tests.issues.ledger_helpers import issue_make, list_make, readers_make
+from tests.issues.ledger_helpers import issue_make, ledger_writer_dies_on_second_chunk, list_make, readers_make
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -203,3 +203,28 @@ def test_redis_restart_mid_send_loses_nothing(transactional_db, fast_recovery):
         redis_server.stop()
     assert sink.tally.unique == 6000
     assert sink.tally.duplicates <= Delivery.objects.filter(issue=issue, reclaimed_at__isnull=False).count()
+
+
+def test_a_ledger_cut_off_part_way_is_finished_by_the_reaper_and_everyone_is_reached(
+    transactional_db, fast_recovery, monkeypatch
+):
+    sink = SmtpSink().start()
+    env = _smtp_env(sink, SEND_BATCH_SIZE="50", SEND_REAP_INTERVAL="1")
+    worker = WorkerProcess(env=env, extra_args=("-B", "-s", str(_session_tmp / "beat-ledger")))
+    try:
+        worker.wait_ready()
+        news = list_make("news")
+        readers_make(news, 900)
+        issue = issue_make(news)
+        ledger_writer_dies_on_second_chunk(monkeypatch, chunk=300)
+        with pytest.raises(OSError):
+            services.issue_send(issue=issue)  # the first 300 rows are committed and their lanes queued
+        assert Delivery.objects.filter(issue=issue).count() == 300
+        _wait(lambda: _status(issue) == "sent", timeout=120)
+    finally:
+        worker.stop()
+        sink.stop()
+    issue.refresh_from_db()
+    assert issue.ledger_written_at is not None
+    assert sink.tally.unique == 900 and sink.tally.duplicates == 0
+    assert Delivery.objects.filter(issue=issue, status="sent").count() == 900

@@ -313,7 +313,18 @@ def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(
     assert '<progress id="progress-bar" max="100" value="50.0">' in page
     data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
     assert data["sent"] == 2 and data["total"] == 4 and data["pending"] == 2
-    assert data["status_display"] == "Sending"
+    assert data["status_display"] == "Sending" and data["ledger_written"] is True
+    assert 'id="ledger-note" hidden>' in page
+
+
+def test_progress_page_says_when_the_list_of_readers_is_still_being_written(editor_client, mailing_list, issue):
+    subscribe(mailing_list, "r0@example.org")
+    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    Issue.objects.filter(pk=issue.pk).update(ledger_written_at=None)  # as while a writer is part-way
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert '<p class="muted" id="ledger-note">Still writing the list of readers' in page
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["ledger_written"] is False
 
 
 def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
