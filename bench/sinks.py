@@ -181,6 +181,7 @@ class EspSink:
                 body = self.rfile.read(length)
                 with sink.random_lock:
                     roll = sink.random.random()
+                    sink.posts += 1
                 if sink.throttle_calls > 0:
                     sink.throttle_calls -= 1
                     sink.faults["429"] += 1
@@ -241,6 +242,10 @@ class EspSink:
                 if sink.answer_status:
                     record["answer"] = sink.answer_body
                     return self._json(sink.answer_status, sink.answer_body)
+                if sink.refuse and any(address.lower() in sink.refuse for address, _ in fast):
+                    # One bad address and Mailgun refuses the whole call, without naming it.
+                    record["answer"] = {"message": "'to' parameter is not a valid address. please check documentation"}
+                    return self._json(400, record["answer"])
                 sink.tally.calls += 1
                 for address, unsubscribe in fast:
                     sink.tally.add(address, unsubscribe)
@@ -282,6 +287,12 @@ class EspSink:
                 if not 1 <= len(personalizations) <= 1000 or addresses > 1000:
                     error = "The personalization block is limited to 1000 personalizations per API request."
                     return self._json(400, {"errors": [{"message": error, "field": "personalizations", "help": None}]})
+                for index, personalization in enumerate(personalizations):
+                    for number, to in enumerate(personalization.get("to", [])):
+                        if to.get("email", "").lower() in sink.refuse:
+                            error = {"message": "Does not contain a valid address.", "help": None}
+                            error["field"] = f"personalizations.{index}.to.{number}.email"
+                            return self._json(400, {"errors": [error]})
                 self._tally(_sendgrid_copies(payload))
                 self.send_response(202)
                 self.send_header("X-Message-Id", uuid.uuid4().hex[:22])
@@ -296,6 +307,8 @@ class EspSink:
                     message = "messageVersions takes 1 to 1000 versions, and no outer to"
                     return self._json(400, {"code": "invalid_parameter", "message": message})
                 copies = _brevo_copies(payload)
+                if any(copy["to"].lower() in sink.refuse for copy in copies):
+                    return self._json(400, {"code": "invalid_parameter", "message": "email is not valid in to"})
                 self._tally(copies)
                 ids = list(dict.fromkeys(copy["message_id"] for copy in copies))
                 self._json(201, {"messageIds": ids} if versions is not None else {"messageId": ids[0]})
@@ -351,9 +364,12 @@ class EspSink:
         self.hang = hang
         self.random = random.Random(seed)
         self.faults = Counter()
+        self.posts = 0  # every API call received, whatever the answer
         self.throttle_calls = 0  # answer this many calls with 429 and Retry-After first
         self.retry_after = 1
-        self.refuse: set[str] = set()  # Mailjet answers messages to these addresses with a per-message error
+        # Addresses the provider calls invalid: Mailjet fails that message
+        # alone, Mailgun, SendGrid and Brevo refuse the whole call with a 400.
+        self.refuse: set[str] = set()
         self.requests: list[dict] = []  # Mailgun calls as received (keep_messages): path, headers, fields
         self.answer_status = 0  # when set, Mailgun calls get this status and answer_body instead of "Queued"
         self.answer_body: dict = {}

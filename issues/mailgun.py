@@ -26,9 +26,9 @@ from django.conf import settings
 
 from issues.mime import address_encode
 from issues.transports import (
-    PERMANENT,
     SENT,
     BatchDeferred,
+    CallRefused,
     Envelope,
     Outcome,
     Recipient,
@@ -153,10 +153,9 @@ class MailgunBatchTransport(Transport):
         except (ValueError, KeyError, TypeError):
             message_id, message = "", ""
         if status != 200 or not message.startswith("Queued"):
-            # Mailgun refuses the whole call (a 400 names the bad field); the
-            # same call would be refused again.
-            error = f"provider refused the batch ({status}): {response.text[:500]}"
-            return {r.delivery_id: Outcome(PERMANENT, error=error) for r in recipients}
+            # Mailgun refuses the whole call (a 400 names the bad field, not
+            # the reader); calls_send splits it to find who.
+            raise CallRefused(f"provider refused the call ({status}): {response.text[:500]}")
         # Mailgun gives one id for the whole batch; events about each reader
         # are told apart by recipient.
         accepted = Outcome(SENT, message_id=message_id)  # one id, one outcome, shared by the batch

@@ -70,6 +70,14 @@ class BatchDeferred(Exception):
         self.retry_after = retry_after
 
 
+class CallRefused(Exception):
+    """The provider refused one API call as a whole (a 4xx about something in it); sent again, it is refused again."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class Transport:
     name = "base"
     max_batch = 500
@@ -297,22 +305,48 @@ def bodies_templated(envelope: Envelope, field_format: str) -> tuple[str, str]:
     return text, html
 
 
+# Readers refused one by one, with nothing of the batch accepted, after which
+# a refused call is taken to be refused for what all its readers share (the
+# sender, the size), not for an address: the rest fail without more calls.
+REFUSED_ALONE_LIMIT = 3
+
+
 def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
     """Send a batch as several API calls; return every reader's outcome.
 
     If a call fails after earlier ones were accepted, the failure is not
     raised for the whole batch: only the readers not yet sent wait for a retry.
+    A call the provider refuses (one malformed address fails a whole call)
+    is split in halves and each sent again, so only the readers refused on
+    their own fail: about two calls per level, log2(batch) levels.
     """
     outcomes: dict[int, Outcome] = {}
-    for call in calls:
+    pending = list(calls)
+    accepted = refused_alone = 0
+    while pending:
+        call = pending.pop(0)
         try:
-            outcomes.update(send_call(call))
+            answered = send_call(call)
         except BatchDeferred as exc:
             if not outcomes:
                 raise
-            for recipient in (r for rest in calls for r in rest):
+            for recipient in (r for rest in (call, *pending) for r in rest):
                 outcomes.setdefault(recipient.delivery_id, Outcome(TRANSIENT, error=exc.reason[:1000]))
             break
+        except CallRefused as exc:
+            if len(call) > 1 and (accepted or refused_alone < REFUSED_ALONE_LIMIT):
+                half = len(call) // 2
+                pending[:0] = [call[:half], call[half:]]
+                continue
+            refused_alone += len(call) == 1
+            rest = (call, *pending) if not accepted and refused_alone >= REFUSED_ALONE_LIMIT else (call,)
+            for recipient in (r for part in rest for r in part):
+                outcomes[recipient.delivery_id] = Outcome(PERMANENT, error=exc.error[:1000])
+            if len(rest) > 1:
+                break
+            continue
+        accepted += 1
+        outcomes.update(answered)
     return outcomes
 
 
@@ -366,7 +400,7 @@ class AnymailBatchTransport(Transport):
             deferred = _anymail_failure(exc)
             if deferred:
                 raise deferred from exc
-            return {r.delivery_id: Outcome(PERMANENT, error=str(exc)[:1000]) for r in recipients}
+            raise CallRefused(str(exc)) from exc
         message_status = message.anymail_status
         statuses = message_status.recipients or {}
         return {r.delivery_id: _recipient_outcome(statuses.get(r.email), default_id=r.message_id) for r in recipients}

@@ -397,6 +397,31 @@ def test_a_400_fails_every_reader_permanently_with_the_providers_words(sink):
         assert outcome.status == PERMANENT and not outcome.message_id and not outcome.suppress
         assert "(400)" in outcome.error and words in outcome.error
     assert sink.tally.total == 0
+    assert sink.posts == 5  # the three, then one and two, then the two one by one
+
+
+def test_one_refused_address_fails_only_its_reader_and_the_rest_go_once(sink):
+    readers = _readers(1000)
+    sink.refuse = {readers[617].email}
+    outcomes = MailgunBatchTransport().send(envelope=_envelope(), recipients=readers)
+
+    refused = outcomes[readers[617].delivery_id]
+    assert refused.status == PERMANENT and "'to' parameter is not a valid address" in refused.error
+    assert [r for r in readers if outcomes[r.delivery_id].status != SENT] == [readers[617]]
+    assert sink.tally.unique == sink.tally.total == 999 and readers[617].email not in sink.tally.recipients
+    assert sink.posts <= 2 * 10 + 1  # two calls per halving
+
+
+def test_a_call_refused_for_what_every_reader_shares_stops_splitting(sink):
+    sink.answer_status, sink.answer_body = 400, {"message": "from parameter is missing"}
+    readers = _readers(1000)
+    outcomes = MailgunBatchTransport().send(envelope=_envelope(), recipients=readers)
+
+    assert {o.status for o in outcomes.values()} == {PERMANENT} and len(outcomes) == 1000
+    assert all("from parameter is missing" in o.error for o in outcomes.values())
+    # Halved down to one reader, then three readers refused alone with none
+    # accepted: not the 1,999 calls a full split would take.
+    assert sink.posts == 13
 
 
 # --- Through the engine ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from issues import delivery, services
 from issues.models import Delivery, Issue
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
 from issues.transports import (
+    PERMANENT,
     SENT,
     TRANSIENT,
     AnymailBatchTransport,
@@ -207,6 +208,23 @@ def test_a_message_mailjet_refuses_is_reported_for_that_reader_only(settings, si
     assert outcomes[readers[3].delivery_id].error == "provider reported failed"
     assert {outcomes[r.delivery_id].status for r in readers if r is not readers[3]} == {SENT}
     assert sink.tally.unique == 9 and "reader0003@example.org" not in sink.tally.recipients
+
+
+@pytest.mark.parametrize(
+    ("esp", "words"), [("sendgrid", "Does not contain a valid address."), ("brevo", "email is not valid in to")]
+)
+def test_an_address_that_makes_the_provider_refuse_the_call_fails_alone(settings, sink, esp, words):
+    _use(settings, esp, sink)
+    readers = _readers(10)
+    sink.refuse = {readers[3].email}
+    outcomes = AnymailBatchTransport(esp).send(envelope=_envelope(), recipients=readers)
+
+    refused = outcomes[readers[3].delivery_id]
+    assert refused.status == PERMANENT and words in refused.error and not refused.suppress
+    assert {outcomes[r.delivery_id].status for r in readers if r is not readers[3]} == {SENT}
+    assert sink.tally.unique == sink.tally.total == 9 and readers[3].email not in sink.tally.recipients
+    # 10, then 5 and 5, then 2 and 3 of the first half, then 1 and 2, then 1 and 1.
+    assert sink.posts == 9
 
 
 @pytest.mark.parametrize("esp", ["brevo", "mailjet"])
