@@ -203,11 +203,6 @@ SEND_LANES = env_int("SEND_LANES", 4, minimum=1, maximum=64)  # batch tasks in f
 SEND_ALIVE_TTL = env_int("SEND_ALIVE_TTL", 120, minimum=1)  # seconds an issue counts as worked on
 SEND_REAP_INTERVAL = env_float("SEND_REAP_INTERVAL", 60.0, minimum=0.5)  # seconds between reaper runs
 
-CELERY_BEAT_SCHEDULE = {
-    "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
-    "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": SEND_REAP_INTERVAL},
-}
-
 CONFIRMATION_MAX_AGE_DAYS = env_int("CONFIRMATION_MAX_AGE_DAYS", 7, minimum=1)
 CONFIRMATION_MAIL_INTERVAL = env_int("CONFIRMATION_MAIL_INTERVAL", 600, minimum=0)  # seconds per address
 SUBSCRIBE_POSTS_PER_MINUTE = env_int("SUBSCRIBE_POSTS_PER_MINUTE", 10, minimum=1)
@@ -218,6 +213,20 @@ SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1)  # issues in a ro
 # Seconds a webhook request may spend applying effects before it hands the
 # rest of its events to Celery (0 queues all of them).
 FEEDBACK_INLINE_SECONDS = env_float("FEEDBACK_INLINE_SECONDS", 2.0, minimum=0.0)
+# Events stored over FEEDBACK_SWEEP_AFTER seconds ago whose effects were never
+# applied (their task lost with the broker) are queued again, checked every
+# FEEDBACK_SWEEP_INTERVAL seconds.
+FEEDBACK_SWEEP_AFTER = env_int("FEEDBACK_SWEEP_AFTER", 600, minimum=0)
+FEEDBACK_SWEEP_INTERVAL = env_float("FEEDBACK_SWEEP_INTERVAL", 300.0, minimum=0.5)
+
+CELERY_BEAT_SCHEDULE = {
+    "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
+    "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": SEND_REAP_INTERVAL},
+    "apply-lost-feedback": {
+        "task": "issues.feedback_tasks.sweep_unapplied_events",
+        "schedule": FEEDBACK_SWEEP_INTERVAL,
+    },
+}
 
 # --- Auth, sessions, security --------------------------------------------------
 

@@ -18,10 +18,13 @@ import hashlib
 import json
 import logging
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
@@ -210,19 +213,51 @@ def soft_bounce_run(*, subscriber_id: int) -> int:
 
 
 def event_apply(*, event_id: int) -> None:
-    """Apply one stored event's effects; safe to run any number of times, in any order."""
-    event = DeliveryEvent.objects.select_related("delivery", "delivery__subscriber").filter(pk=event_id).first()
-    if event is None:
-        return
+    """Apply one stored event's effects once, in any order, and mark it applied in the same transaction.
+
+    Running it again (a redelivered task, the sweep racing a slow queue) does nothing.
+    """
+    with transaction.atomic():
+        event = (
+            DeliveryEvent.objects.select_related("delivery", "delivery__subscriber")
+            .select_for_update(of=("self",))
+            .filter(pk=event_id, applied_at__isnull=True)
+            .first()
+        )
+        if event is None:
+            return
+        _effects_apply(event)
+        DeliveryEvent.objects.filter(pk=event.pk).update(applied_at=timezone.now())
+
+
+def events_unapplied(*, older_than: float, limit: int = 10_000) -> list[int]:
+    """Return the ids of events stored over `older_than` seconds ago and never applied, oldest first.
+
+    Their queued task was lost (a Redis restart, a worker killed outright);
+    the event row, not the broker, is the truth.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return list(
+        DeliveryEvent.objects.filter(applied_at__isnull=True, received_at__lt=cutoff)
+        .order_by("received_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def _effects_apply(event: DeliveryEvent) -> None:
     delivery = event.delivery
     when = event.occurred_at or event.received_at
     rows = Delivery.objects.filter(pk=delivery.pk) if delivery else Delivery.objects.none()
     kind = event.event_type
 
     if kind == "delivered":
-        # Only from "sent": a late delivered never undoes a bounce or complaint.
-        rows.filter(status=Delivery.Status.SENT).update(status=Delivery.Status.DELIVERED, delivered_at=when)
-        rows.filter(delivered_at__isnull=True).exclude(status=Delivery.Status.BOUNCED).update(delivered_at=when)
+        # The status only from "sent": a late delivered never undoes a bounce
+        # or complaint; the time kept for any status but bounced.
+        sent = Q(status=Delivery.Status.SENT)
+        rows.filter(sent | (Q(delivered_at__isnull=True) & ~Q(status=Delivery.Status.BOUNCED))).update(
+            status=Case(When(sent, then=Value(Delivery.Status.DELIVERED)), default=F("status")),
+            delivered_at=Coalesce(F("delivered_at"), Value(when)),
+        )
     elif kind == "bounced":
         address = _event_address(event)
         if address:

@@ -194,12 +194,18 @@ class DeliveryEvent(models.Model):
     description = models.TextField(blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
+    # Set in the transaction that applies the event's effects; events left
+    # unapplied (their queued task lost) are found by the sweep.
+    applied_at = models.DateTimeField(null=True, blank=True)
     payload = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="deliveryevent_unique_per_provider"),
+        ]
+        indexes = [
+            models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="deliveryevent_unapplied"),
         ]
 
     def __str__(self) -> str:

@@ -25,8 +25,6 @@ from issues.feedback import event_apply, event_record, provider_name
 
 logger = logging.getLogger(__name__)
 
-QUEUE_CHUNK = 500
-
 
 class _Budget:
     """The current request's time for inline effects, and the events left over."""
@@ -47,11 +45,10 @@ class WebhookPayloadInvalid(Exception):
 
 
 def _deferred_queue(event_ids: list[int]) -> None:
-    from issues.feedback_tasks import feedback_events_apply
+    from issues.feedback_tasks import feedback_events_queue
 
-    for start in range(0, len(event_ids), QUEUE_CHUNK):
-        chunk = event_ids[start : start + QUEUE_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: feedback_events_apply.delay(chunk))
+    event_ids = list(event_ids)
+    transaction.on_commit(lambda: feedback_events_queue(event_ids))
 
 
 def strict_view(view_class: type):

@@ -9,13 +9,16 @@ import urllib.request
 import uuid
 
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from issues.delivery import sent_messages_record
+from issues.feedback import event_apply, events_unapplied
 from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+from tests.conftest import WorkerProcess, _session_tmp, child_env
 from tests.issues.payloads import (
     MAILGUN_SIGNING_KEY,
     PROVIDERS,
@@ -557,6 +560,58 @@ def test_effects_beyond_the_inline_budget_are_applied_by_a_celery_worker(client,
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.COMPLAINED
     assert not Subscription.objects.filter(subscriber=cast["alice"], status="active").exists()
+
+
+def test_an_event_is_applied_once_and_marked_so(client, cast, settings):
+    settings.FEEDBACK_INLINE_SECONDS = 0  # stored, its effects queued (no worker runs here)
+    delivery = cast["delivery"]
+    complaint = tracking_post("mailgun", "complaint", RECIPIENT=delivery.email, MESSAGE_ID=delivery.provider_message_id)
+    assert complaint.send(client).status_code == 200
+    event = DeliveryEvent.objects.get()
+    assert event.applied_at is None and not Suppression.objects.exists()
+    assert events_unapplied(older_than=60) == []  # its task may still be in the queue
+    assert events_unapplied(older_than=0) == [event.pk]
+
+    event_apply(event_id=event.pk)
+    event.refresh_from_db()
+    assert event.applied_at is not None and Suppression.objects.count() == 1
+    assert events_unapplied(older_than=0) == []
+
+    # The reader comes back; the same event applied again (a redelivered task) changes nothing.
+    Subscription.objects.filter(subscriber=cast["alice"]).update(
+        status=Subscription.Status.ACTIVE, unsubscribed_at=None, unsubscribe_source=""
+    )
+    event_apply(event_id=event.pk)
+    assert Subscription.objects.filter(subscriber=cast["alice"], status="active").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_effects_whose_queued_task_was_lost_are_applied_by_the_sweep(client, cast, settings):
+    settings.FEEDBACK_INLINE_SECONDS = 0
+    delivery = cast["delivery"]
+    bounce = tracking_post("sendgrid", "hard_bounce", RECIPIENT=delivery.email, MESSAGE_ID=delivery.provider_message_id)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queued = broker.llen("default")
+
+    assert bounce.send(client).status_code == 200
+    assert broker.llen("default") == queued + 1
+    # The broker forgets its queue, as a Redis restart without persistence does.
+    broker.delete(*broker.keys("default*"))
+    worker = WorkerProcess(
+        env=child_env(FEEDBACK_SWEEP_AFTER="0", FEEDBACK_SWEEP_INTERVAL="1"),
+        extra_args=("-B", "-s", str(_session_tmp / "beat-feedback")),
+    )
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not Suppression.objects.exists():
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.BOUNCED
+    assert DeliveryEvent.objects.get().applied_at is not None
 
 
 @pytest.mark.django_db
