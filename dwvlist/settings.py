@@ -206,6 +206,9 @@ SEND_REAP_INTERVAL = env_float("SEND_REAP_INTERVAL", 60.0, minimum=0.5)  # secon
 CONFIRMATION_MAX_AGE_DAYS = env_int("CONFIRMATION_MAX_AGE_DAYS", 7, minimum=1)
 CONFIRMATION_MAIL_INTERVAL = env_int("CONFIRMATION_MAIL_INTERVAL", 600, minimum=0)  # seconds per address
 SUBSCRIBE_POSTS_PER_MINUTE = env_int("SUBSCRIBE_POSTS_PER_MINUTE", 10, minimum=1)
+# An import, queued or running, with no chunk committed for this many seconds
+# is continued where it stopped (its worker died, or its task was lost).
+IMPORT_STALL_SECONDS = env_int("IMPORT_STALL_SECONDS", 300, minimum=1)
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 
@@ -222,6 +225,10 @@ FEEDBACK_SWEEP_INTERVAL = env_float("FEEDBACK_SWEEP_INTERVAL", 300.0, minimum=0.
 CELERY_BEAT_SCHEDULE = {
     "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
     "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": SEND_REAP_INTERVAL},
+    "resume-stalled-imports": {
+        "task": "subscriptions.import_tasks.resume_stalled_imports",
+        "schedule": float(min(60, IMPORT_STALL_SECONDS)),
+    },
     "apply-lost-feedback": {
         "task": "issues.feedback_tasks.sweep_unapplied_events",
         "schedule": FEEDBACK_SWEEP_INTERVAL,

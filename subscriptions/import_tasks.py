@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
-from subscriptions.imports import import_job_run
+from celery import shared_task
+from django.conf import settings
+
+from subscriptions.imports import import_job_run, imports_stalled_claim
+
+log = logging.getLogger(__name__)
 
 # Each task imports for at most this long, then queues its continuation, so
 # it stays well inside the task time limits and the broker's visibility
@@ -18,3 +23,13 @@ def import_job_process(job_id: int) -> None:
     job = import_job_run(job_id=job_id, max_seconds=IMPORT_TASK_SECONDS)
     if job.unfinished:
         import_job_process.delay(job_id)
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_imports() -> list[int]:
+    """Queue again the imports that stopped moving: where they stopped, nothing twice (run by beat)."""
+    job_ids = imports_stalled_claim(older_than=settings.IMPORT_STALL_SECONDS)
+    for job_id in job_ids:
+        log.warning("import %s stopped moving; continuing it where it stopped", job_id)
+        import_job_process.delay(job_id)
+    return job_ids

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -466,6 +467,7 @@ def _chunk_commit(job: ImportJob, chunk: _Chunk) -> None:
         ImportRowError.objects.bulk_create(chunk.errors, ignore_conflicts=True, batch_size=_IN_BATCH)
         updated = ImportJob.objects.filter(pk=job.pk, processed_rows=chunk.start).update(
             processed_rows=chunk.end,
+            progressed_at=timezone.now(),
             new_subscribers=F("new_subscribers") + counts.new_subscribers,
             imported_count=F("imported_count") + counts.imported,
             existing_count=F("existing_count") + counts.existing,
@@ -584,7 +586,11 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None, chunk_rows:
     """
     claimed = ImportJob.objects.filter(
         pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
-    ).update(status=ImportJob.Status.RUNNING, started_at=Coalesce(F("started_at"), timezone.now()))
+    ).update(
+        status=ImportJob.Status.RUNNING,
+        started_at=Coalesce(F("started_at"), timezone.now()),
+        progressed_at=timezone.now(),
+    )
     job = ImportJob.objects.select_related("mailing_list").get(pk=job_id)
     job.unfinished = False
     if not claimed:
@@ -616,6 +622,22 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None, chunk_rows:
     _file_discard(job)
     job.refresh_from_db()
     return job
+
+
+def imports_stalled_claim(*, older_than: float) -> list[int]:
+    """Return the imports, queued or running, with no sign of life for `older_than` seconds; mark them seen.
+
+    Their worker died or their queued task was lost with the broker. Marking
+    them keeps the next round from queueing them again before a worker takes
+    them; a second task for a live import stops at its first chunk (_Superseded).
+    """
+    now = timezone.now()
+    stalled = ImportJob.objects.filter(status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]).alias(
+        seen=Coalesce("progressed_at", "created_at")
+    )
+    job_ids = list(stalled.filter(seen__lt=now - timedelta(seconds=older_than)).values_list("pk", flat=True))
+    ImportJob.objects.filter(pk__in=job_ids).update(progressed_at=now)
+    return job_ids
 
 
 def _file_discard(job: ImportJob) -> None:

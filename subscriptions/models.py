@@ -198,6 +198,9 @@ class ImportJob(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life: a worker taking the job, or a chunk committed. An
+    # import still queued or running long after it is resumed by beat.
+    progressed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

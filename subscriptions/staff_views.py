@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -158,6 +159,7 @@ def import_job(request, job_id: int):
             "progress": _progress(job),
             "errors": errors,
             "running": job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
+            "stall_minutes": max(1, round(settings.IMPORT_STALL_SECONDS / 60)),
         },
     )
 

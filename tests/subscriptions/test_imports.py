@@ -1,5 +1,8 @@
 import csv
+import functools
 import io
+import time
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -7,8 +10,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from subscriptions.addresses import email_hash
-from subscriptions.imports import import_job_create, import_job_run
-from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+from subscriptions.imports import import_job_create, import_job_run, imports_stalled_claim
+from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
+from tests.conftest import WorkerProcess, _session_tmp, child_env
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +128,32 @@ def test_an_interrupted_import_resumes_without_duplicating(tmp_path, news):
     assert import_job_run(job_id=job.pk).imported_count == 50
 
 
+def test_only_imports_without_progress_for_a_while_count_as_stalled(tmp_path, news):
+    path = write_csv(tmp_path, [["email"], ["a@example.org"]])
+    make = functools.partial(
+        import_job_create, source=path, file_name="readers.csv", mailing_list=news, consent="given"
+    )
+    long_ago = timezone.now() - timedelta(minutes=10)
+    queued_lost, running_dead, running_alive, done = make(), make(), make(), make()
+    ImportJob.objects.filter(pk=queued_lost.pk).update(created_at=long_ago)
+    ImportJob.objects.filter(pk=running_dead.pk).update(status="running", progressed_at=long_ago)
+    ImportJob.objects.filter(pk=running_alive.pk).update(
+        status="running", created_at=long_ago, progressed_at=timezone.now()
+    )
+    ImportJob.objects.filter(pk=done.pk).update(status="done", created_at=long_ago, progressed_at=long_ago)
+
+    assert sorted(imports_stalled_claim(older_than=300)) == sorted([queued_lost.pk, running_dead.pk])
+    assert imports_stalled_claim(older_than=300) == []  # marked: not queued again next round
+
+
+def test_a_committed_chunk_is_a_sign_of_life(tmp_path, news):
+    path = write_csv(tmp_path, [["email"]] + [[f"r{i}@example.org"] for i in range(30)])
+    job = import_job_create(source=path, file_name="readers.csv", mailing_list=news, consent="given")
+    ImportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    import_job_run(job_id=job.pk, max_seconds=0, chunk_rows=20)
+    assert imports_stalled_claim(older_than=300) == []
+
+
 def test_a_file_without_the_email_column_is_refused(tmp_path, news):
     path = write_csv(tmp_path, [["who", "what"], ["a@example.org", "x"]])
     with pytest.raises(ValidationError, match="Its columns are: who, what"):
@@ -184,8 +214,6 @@ def test_management_command_imports_and_writes_the_bad_rows(tmp_path, news):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_the_import_and_mails_confirmations(tmp_path, news, outbox, celery_worker):
-    import time
-
     from subscriptions.import_tasks import import_job_process
 
     path = write_csv(tmp_path, [["email"], ["ann@example.org"], ["bad"]])
@@ -201,3 +229,29 @@ def test_a_worker_runs_the_import_and_mails_confirmations(tmp_path, news, outbox
     mails = list(outbox.glob("*.eml"))
     assert len(mails) == 1
     assert b"To: ann@example.org" in mails[0].read_bytes()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_died_is_continued_by_beat_without_duplicates(tmp_path, news):
+    rows = [["email"]] + [[f"r{i}@example.org"] for i in range(50)] + [["r3@example.org"], ["bad"]]
+    path = write_csv(tmp_path, rows)
+    job = import_job_create(source=path, file_name="readers.csv", mailing_list=news, consent="given")
+    # One chunk committed, then the worker died: nothing queued continues it.
+    job = import_job_run(job_id=job.pk, max_seconds=0, chunk_rows=20)
+    assert (job.status, job.processed_rows) == ("running", 20)
+
+    worker = WorkerProcess(
+        env=child_env(IMPORT_STALL_SECONDS="1"), extra_args=("-B", "-s", str(_session_tmp / "beat-imports"))
+    )
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and job.status != "done":
+            time.sleep(0.3)
+            job.refresh_from_db()
+    finally:
+        worker.stop()
+    assert job.status == "done" and job.processed_rows == job.total_rows == 52
+    assert (job.imported_count, job.duplicate_count, job.bad_count) == (50, 1, 1)
+    assert Subscription.objects.filter(mailing_list=news, status="active").count() == 50
