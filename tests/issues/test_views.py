@@ -339,6 +339,26 @@ def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
     assert Delivery.objects.get(issue=issue).status == "cancelled"
 
 
+def test_progress_page_offers_only_the_controls_that_apply(editor_client, mailing_list, issue):
+    subscribe(mailing_list, "a@example.org")
+    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    url = reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
+
+    def shown(page: str) -> dict[str, bool]:
+        return {
+            "controls": 'id="controls">' in page,
+            "pause": 'data-when="sending">' in page,
+            "resume": 'data-when="paused">' in page,
+        }
+
+    assert shown(editor_client.get(url).content.decode()) == {"controls": True, "pause": True, "resume": False}
+    editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
+    assert shown(editor_client.get(url).content.decode()) == {"controls": True, "pause": False, "resume": True}
+    editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}))
+    page = editor_client.get(url).content.decode()
+    assert 'id="controls" hidden>' in page and "Report</a>" in page
+
+
 def test_controls_are_post_only(editor_client, issue):
     assert editor_client.get(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk})).status_code == 405
 
