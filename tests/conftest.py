@@ -52,6 +52,9 @@ def pytest_configure(config):
     outbox = _session_tmp / "outbox"
     os.environ["OUTBOX_DIR"] = str(outbox)
     settings.OUTBOX_DIR = outbox
+    # A fast hasher for staff passwords: the production hasher's deliberate
+    # cost would be most of the time of every test that logs someone in.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def pytest_unconfigure(config):
