@@ -4,10 +4,13 @@ import io
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from dwvlist.celery import app as celery_app
+from issues import services
 from issues.models import MAX_BODY_LENGTH, Delivery, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
@@ -315,6 +318,29 @@ def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(
     assert data["sent"] == 2 and data["total"] == 4 and data["pending"] == 2
     assert data["status_display"] == "Sending" and data["ledger_written"] is True
     assert 'id="ledger-note" hidden>' in page
+
+
+def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_client, mailing_list, issue, monkeypatch):
+    for n in range(4):
+        subscribe(mailing_list, f"r{n}@example.org")
+    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    url = reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})
+    # As if counting took long enough to be worth sharing (at 1M readers it takes about 0.3 s).
+    monkeypatch.setattr(services, "PROGRESS_REUSE_FACTOR", 10_000)
+
+    def ledger_counts() -> int:
+        return sum('FROM "issues_delivery"' in q["sql"] and "COUNT" in q["sql"] for q in queries.captured_queries)
+
+    with CaptureQueriesContext(connection) as queries:
+        first = editor_client.get(url).json()
+        Delivery.objects.filter(issue=issue, email="r0@example.org").update(status="sent", sent_at=timezone.now())
+        second = editor_client.get(url).json()
+    assert ledger_counts() == 1 and first["sent"] == second["sent"] == 0
+
+    Issue.objects.filter(pk=issue.pk).update(status="sent", sent_at=timezone.now())  # once over, counts are fresh
+    with CaptureQueriesContext(connection) as queries:
+        assert editor_client.get(url).json()["sent"] == 1
+    assert ledger_counts() == 1
 
 
 def test_progress_page_says_when_the_list_of_readers_is_still_being_written(editor_client, mailing_list, issue):
