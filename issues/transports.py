@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from issues.mime import MessageTemplate, address_encode, header_encode
+from issues.ratelimit import provider_pause
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
 
 SENT = "sent"
@@ -330,6 +331,8 @@ def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
         except BatchDeferred as exc:
             if not outcomes:
                 raise
+            if exc.retry_after:
+                provider_pause(seconds=exc.retry_after)  # a 429 holds every worker, as for a whole batch
             for recipient in (r for rest in (call, *pending) for r in rest):
                 outcomes.setdefault(recipient.delivery_id, Outcome(TRANSIENT, error=exc.reason[:1000]))
             break

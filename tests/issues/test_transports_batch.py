@@ -14,8 +14,9 @@ import pytest
 from django.utils import timezone
 
 from bench.sinks import EspSink
-from issues import delivery, services
+from issues import delivery, ratelimit, services
 from issues.models import Delivery, Issue
+from issues.ratelimit import redis_client
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
 from issues.transports import (
     PERMANENT,
@@ -25,7 +26,9 @@ from issues.transports import (
     BatchDeferred,
     DjangoBackendTransport,
     Envelope,
+    Outcome,
     Recipient,
+    calls_send,
     transport_for_settings,
 )
 from subscriptions.models import Subscriber
@@ -197,6 +200,23 @@ def test_when_a_later_call_of_the_batch_fails_only_the_unsent_readers_wait(setti
     assert [outcomes[r.delivery_id].status for r in readers] == [SENT] * 50 + [TRANSIENT] * 70
     assert all(outcomes[r.delivery_id].error.startswith("provider answered 503") for r in readers[50:])
     assert sink.tally.unique == 50 and sink.faults["503"] == 1
+
+
+def test_a_429_after_some_calls_were_accepted_still_pauses_every_worker():
+    readers = _readers(3)
+
+    def send_call(call):
+        if call[0] is readers[0]:
+            return {readers[0].delivery_id: Outcome(SENT, message_id="m0")}
+        raise BatchDeferred("provider answered 429: slow down", retry_after=30)
+
+    redis_client().delete(ratelimit._PAUSE_KEY)
+    try:
+        outcomes = calls_send([[r] for r in readers], send_call)
+        assert [outcomes[r.delivery_id].status for r in readers] == [SENT, TRANSIENT, TRANSIENT]
+        assert ratelimit.provider_pause_remaining() > 20
+    finally:
+        redis_client().delete(ratelimit._PAUSE_KEY)  # no other test waits it out
 
 
 def test_a_message_mailjet_refuses_is_reported_for_that_reader_only(settings, sink):
