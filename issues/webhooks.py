@@ -21,7 +21,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpResponseBadRequest, HttpResponseForbidden
 
-from issues.feedback import event_apply, event_record, provider_name
+from issues.feedback import event_apply, event_record, provider_name, tracking_list_ids
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ class _Budget:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
         self.deferred: list[int] = []
+        self._tracking_lists: set[int] | None = None
+
+    def tracking_lists(self) -> set[int]:
+        """Return the lists that record opens and clicks, read once per request."""
+        if self._tracking_lists is None:
+            self._tracking_lists = tracking_list_ids()
+        return self._tracking_lists
 
     def allows(self) -> bool:
         return time.monotonic() < self.deadline
@@ -102,15 +109,16 @@ def strict_view(view_class: type):
 @receiver(tracking, dispatch_uid="issues.webhooks.tracking_received")
 def tracking_received(sender, event, esp_name, **kwargs) -> None:
     """Store the event, then apply its effects now or leave them for Celery."""
-    stored = event_record(provider=provider_name(esp_name), event=event)
+    budget = _budget.get()
+    tracking_lists = budget.tracking_lists() if budget is not None else None
+    stored = event_record(provider=provider_name(esp_name), event=event, tracking_lists=tracking_lists)
     if stored is None:
         return
-    budget = _budget.get()
     if budget is not None and not budget.allows():
         budget.deferred.append(stored.pk)
         return
     try:
-        event_apply(event_id=stored.pk)
+        event_apply(event_id=stored.pk, event=stored)
     except Exception:
         # The event is stored; answer 200 and let a worker retry the effects.
         logger.exception("Applying %s event %s failed; queued", esp_name, stored.pk)
