@@ -31,7 +31,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["issue", "email", "status", "attempts", "sent_at", "provider_message_id"]
     list_filter = ["status", "issue"]
     search_fields = ["=email"]
-    search_help_text = "A whole address or provider message id."
+    search_help_text = "A whole address."
     list_select_related = ["issue"]
     raw_id_fields = ["subscriber", "mailing_list"]
     ordering = ["-id"]

@@ -63,17 +63,21 @@ def issue_is_alive(*, issue_id: int) -> bool:
     return bool(_redis().exists(_alive_key(issue_id)))
 
 
+def _ledger_key(issue_id: int) -> str:
+    return f"dwvlist:issue:{issue_id}:ledger"
+
+
 def ledger_mark_alive(*, issue_id: int) -> None:
     """Record that the issue's ledger is being written now (lanes waiting for it do not count)."""
     try:
-        _redis().set(f"dwvlist:issue:{issue_id}:ledger", "1", ex=settings.SEND_ALIVE_TTL)
+        _redis().set(_ledger_key(issue_id), "1", ex=settings.SEND_ALIVE_TTL)
     except redis.RedisError:
         pass  # at worst the reaper starts a second, harmless, writer
 
 
 def ledger_is_alive(*, issue_id: int) -> bool:
     """Return True if the issue's ledger was being written within SEND_ALIVE_TTL."""
-    return bool(_redis().exists(f"dwvlist:issue:{issue_id}:ledger"))
+    return bool(_redis().exists(_ledger_key(issue_id)))
 
 
 # --- Claiming ---------------------------------------------------------------------------
@@ -390,32 +394,32 @@ def _record_sent(issue_id: int, token: str, now, sent: dict, changed: dict[int, 
     table = Delivery._meta.db_table
     ids = list(sent)
     message_ids = [outcome.message_id[:255] for outcome in sent.values()]
-    done = "claim_token = '', claimed_at = NULL, next_attempt_at = NULL, last_error = ''"
-    where = f"{table}.claim_token = %s AND {table}.status = 'claimed'"
+
+    def sent_set(message_id: str) -> str:
+        return (
+            f"UPDATE {table} SET status = 'sent', sent_at = %s, provider_message_id = {message_id}, "  # noqa: S608
+            "claim_token = '', claimed_at = NULL, next_attempt_at = NULL, last_error = '', updated_at = %s"
+        )
+
+    mine = f"{table}.claim_token = %s AND {table}.status = 'claimed'"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            if len(set(message_ids)) == 1:  # a batch API's one id for the whole batch
-                cursor.execute(
-                    f"UPDATE {table} SET status = 'sent', sent_at = %s, provider_message_id = %s, {done}, "  # noqa: S608
-                    f"updated_at = %s WHERE id = ANY(CAST(%s AS bigint[])) AND {where}",
-                    [now, message_ids[0], now, "{" + ",".join(map(str, ids)) + "}", token],
-                )
-            else:
-                cursor.execute(
-                    f"UPDATE {table} SET status = 'sent', sent_at = %s, provider_message_id = v.mid, {done}, "  # noqa: S608
-                    f"updated_at = %s FROM unnest(%s::bigint[], %s::text[]) AS v(id, mid) "
-                    f"WHERE {table}.id = v.id AND {where}",
-                    [now, now, ids, message_ids, token],
-                )
+        if len(set(message_ids)) == 1:  # a batch API's one id for the whole batch
+            in_ids, id_params = _is_one_of("id", ids)
+            cursor.execute(f"{sent_set('%s')} WHERE {in_ids} AND {mine}", [now, message_ids[0], now, *id_params, token])
+        elif connection.vendor == "postgresql":
+            cursor.execute(
+                f"{sent_set('v.mid')} FROM unnest(%s::bigint[], %s::text[]) AS v(id, mid) "
+                f"WHERE {table}.id = v.id AND {mine}",
+                [now, now, ids, message_ids, token],
+            )
         else:
             rows = ", ".join(["(CAST(%s AS BIGINT), %s)"] * len(ids))
             params = [value for pair in zip(ids, message_ids, strict=True) for value in pair]
             # VALUES columns are column1, column2 on SQLite; a statement that
             # starts with UPDATE (not WITH) reports its row count.
             cursor.execute(
-                f"UPDATE {table} SET status = 'sent', sent_at = %s, provider_message_id = v.mid, {done}, "  # noqa: S608
-                f"updated_at = %s FROM (SELECT column1 AS id, column2 AS mid FROM (VALUES {rows}) AS vv) AS v "
-                f"WHERE {table}.id = v.id AND {where}",
+                f"{sent_set('v.mid')} FROM (SELECT column1 AS id, column2 AS mid FROM (VALUES {rows}) AS vv) AS v "  # noqa: S608
+                f"WHERE {table}.id = v.id AND {mine}",
                 [now, now, *params, token],
             )
         count = cursor.rowcount

@@ -303,27 +303,38 @@ def _progress_key(issue: Issue) -> str:
     return f"{issue.pk}:{issue.started_at.timestamp() if issue.started_at else ''}"
 
 
-def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
-    """Return (when counted, counts), reusing a recent count while the issue sends."""
+def _cached(key: str):
+    """Return the cached value, or None; a cache outage must not break the progress page."""
     from django.core.cache import cache
 
+    try:
+        return cache.get(key)
+    except Exception:
+        return None
+
+
+def _cache_keep(key: str, value, seconds: float) -> None:
+    """Cache the value if the cache answers (without it, progress is counted afresh)."""
+    from django.core.cache import cache
+
+    try:
+        cache.set(key, value, seconds)
+    except Exception:  # noqa: S110
+        pass
+
+
+def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
+    """Return (when counted, counts), reusing a recent count while the issue sends."""
     live = issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED)
     key = f"dwvlist:progress-counts:{_progress_key(issue)}"
-    if live:
-        try:
-            shared = cache.get(key)
-        except Exception:  # a cache outage must not break the progress page
-            shared = None
-        if shared:
-            return shared
+    shared = _cached(key) if live else None
+    if shared:
+        return shared
     started = time.monotonic()
     counted = (timezone.now().timestamp(), _ledger_counts(issue.pk))
     reuse = min(PROGRESS_REUSE_MAX_SECONDS, (time.monotonic() - started) * PROGRESS_REUSE_FACTOR)
     if live and reuse >= 0.05:
-        try:
-            cache.set(key, counted, reuse)
-        except Exception:  # noqa: S110 (the next viewer counts again)
-            pass
+        _cache_keep(key, counted, reuse)
     return counted
 
 
@@ -333,8 +344,6 @@ def issue_progress(*, issue: Issue) -> dict:
     The rate is measured between two counts (kept in the cache for a
     minute), falling back to the average since sending started.
     """
-    from django.core.cache import cache
-
     issue.refresh_from_db(fields=["status", "started_at", "ledger_written_at"])
     counted_at, counts = _ledger_counts_shared(issue)
     counts = dict(counts)
@@ -345,10 +354,7 @@ def issue_progress(*, issue: Issue) -> dict:
     skipped = counts["skipped"] + counts["cancelled"]
     pending = counts["pending"] + counts["claimed"] + counts["deferred"]
     key = f"dwvlist:progress-rate:{_progress_key(issue)}"
-    try:
-        previous = cache.get(key)  # (counted at, sent, rate) of an earlier count
-    except Exception:  # a cache outage must not break the progress page
-        previous = None
+    previous = _cached(key)  # (counted at, sent, rate) of an earlier count
     fresh = not previous or counted_at - previous[0] >= 0.5
     if previous and fresh:
         rate = max(0.0, (sent - previous[1]) / (counted_at - previous[0]))
@@ -357,10 +363,7 @@ def issue_progress(*, issue: Issue) -> dict:
     else:
         rate = sent / max(1.0, counted_at - issue.started_at.timestamp()) if issue.started_at and sent else 0.0
     if fresh:
-        try:
-            cache.set(key, (counted_at, sent, rate), 60)
-        except Exception:  # noqa: S110 (the rate falls back to the average)
-            pass
+        _cache_keep(key, (counted_at, sent, rate), 60)
     finished = sent + failed + skipped
     return {
         "status": issue.status,

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from email_validator import EmailNotValidError, validate_email
 
+from dwvlist.keyed_hmac import salted_hmac_digest
 from subscriptions.models import EMAIL_MAX_LENGTH
 
 _HASH_SALT = "dwvlist.subscriptions.suppression"
@@ -42,12 +38,4 @@ def email_normalize(raw: str) -> str:
 
 def email_hash(email: str) -> str:
     """Return the keyed hash that identifies an address on the suppression list."""
-    key = _hash_key(settings.SECRET_KEY)
-    return hmac.digest(key, email.strip().lower().encode(), "sha256").hex()
-
-
-@functools.lru_cache(maxsize=4)
-def _hash_key(secret: str) -> bytes:
-    # The key django.utils.crypto.salted_hmac(_HASH_SALT, ...) derives, kept
-    # because a batch hashes a thousand addresses.
-    return hashlib.sha256(f"{_HASH_SALT}{secret}".encode()).digest()
+    return salted_hmac_digest(_HASH_SALT, email.strip().lower()).hex()
