@@ -29,18 +29,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dwvlist_bench"
 ARTICLE = (ROOT / "bench" / "article.txt").read_text()
 
 
-# The anymail settings that point each ESP at the loopback sink, and each path's batch size.
-ESP_SETTINGS = {
-    "mailgun": lambda url: {"ANYMAIL_MAILGUN_API_KEY": "key-bench", "ANYMAIL_MAILGUN_API_URL": f"{url}/v3"},
-    "sendgrid": lambda url: {"ANYMAIL_SENDGRID_API_KEY": "bench", "ANYMAIL_SENDGRID_API_URL": f"{url}/v3/"},
-    "brevo": lambda url: {"ANYMAIL_BREVO_API_KEY": "bench", "ANYMAIL_BREVO_API_URL": f"{url}/v3/"},
-    "mailjet": lambda url: {
-        "ANYMAIL_MAILJET_API_KEY": "bench",
-        "ANYMAIL_MAILJET_SECRET_KEY": "bench",
-        "ANYMAIL_MAILJET_API_URL": f"{url}/v3.1/",
-    },
-    "postmark": lambda url: {"ANYMAIL_POSTMARK_SERVER_TOKEN": "bench", "ANYMAIL_POSTMARK_API_URL": f"{url}/"},
-}
+# Each path's batch size.
 BATCH_SIZES = {"smtp": 500, "mailgun": 1000, "sendgrid": 1000, "brevo": 1000, "mailjet": 50, "postmark": 200}
 
 
@@ -178,7 +167,7 @@ def main() -> int:
         transport_env = {"EMAIL_TRANSPORT": "smtp", "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(sink.port)}
     else:
         sink = EspSink().start()
-        transport_env = {"EMAIL_TRANSPORT": args.transport, **ESP_SETTINGS[args.transport](sink.url)}
+        transport_env = {"EMAIL_TRANSPORT": args.transport, **sink.anymail_env(args.transport)}
     batch = args.batch or BATCH_SIZES[args.transport]
     os.environ.update(transport_env)
     os.environ.update({"SEND_BATCH_SIZE": str(batch), "SEND_LANES": str(args.workers * 2)})

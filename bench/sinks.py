@@ -379,6 +379,25 @@ class EspSink:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def anymail_settings(self, esp: str) -> dict[str, str]:
+        """Return the anymail settings (ANYMAIL's keys) that point `esp`'s backend at this sink."""
+        url = self.url
+        return {
+            "mailgun": {"MAILGUN_API_KEY": "key-sink", "MAILGUN_API_URL": f"{url}/v3"},
+            "sendgrid": {"SENDGRID_API_KEY": "SG.sink-key", "SENDGRID_API_URL": f"{url}/v3/"},
+            "brevo": {"BREVO_API_KEY": "xkeysib-sink", "BREVO_API_URL": f"{url}/v3/"},
+            "mailjet": {
+                "MAILJET_API_KEY": "public",
+                "MAILJET_SECRET_KEY": "private",
+                "MAILJET_API_URL": f"{url}/v3.1/",
+            },
+            "postmark": {"POSTMARK_SERVER_TOKEN": "sink-token", "POSTMARK_API_URL": f"{url}/"},
+        }[esp]
+
+    def anymail_env(self, esp: str) -> dict[str, str]:
+        """Return the same settings as ANYMAIL_* environment variables, for worker processes."""
+        return {f"ANYMAIL_{key}": value for key, value in self.anymail_settings(esp).items()}
+
     def start(self) -> EspSink:
         self.thread.start()
         return self

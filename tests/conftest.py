@@ -192,6 +192,11 @@ class WorkerProcess:
         self._log_file.close()
 
 
+def worker_with_beat(*, env: dict, name: str) -> WorkerProcess:
+    """Return a worker that runs beat too (-B), so the periodic tasks run; its schedule file is per test."""
+    return WorkerProcess(env=env, extra_args=("-B", "-s", str(_session_tmp / f"beat-{name}")))
+
+
 @pytest.fixture
 def celery_worker(transactional_db):
     """Start a real Celery worker against the test database and Redis."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from issues import delivery, services
 from issues.models import Issue
 from subscriptions.models import MailingList, Subscriber, Subscription
 
@@ -88,3 +89,20 @@ def recipients_unsaved(count: int, *, list_name: str = "News") -> list:
         )
         for n in range(count)
     ]
+
+
+def issue_start_here(issue: Issue) -> None:
+    """Start the issue without queueing tasks (the test drives the batches); refresh it with its ledger."""
+    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
+    issue.refresh_from_db()
+    services.issue_freeze(issue=issue)
+    services.ledger_write(issue=issue)
+    issue.refresh_from_db()  # the ledger's id bounds and when it was written
+
+
+def issue_drain(issue: Issue, limit: int = 200) -> None:
+    """Send the issue's batches in this process until it is done."""
+    for _ in range(limit):
+        if delivery.batch_send(issue_id=issue.pk).done:
+            return
+    raise AssertionError("the issue did not finish")

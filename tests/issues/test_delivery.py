@@ -15,7 +15,14 @@ from issues.models import Delivery, Issue
 from subscriptions.models import Subscriber, Subscription, Suppression
 from subscriptions.services import subscription_unsubscribe, suppression_add
 from subscriptions.tokens import unsubscribe_token_read
-from tests.issues.ledger_helpers import issue_make, ledger_writer_dies_on_second_chunk, list_make, readers_make
+from tests.issues.ledger_helpers import (
+    issue_drain,
+    issue_make,
+    issue_start_here,
+    ledger_writer_dies_on_second_chunk,
+    list_make,
+    readers_make,
+)
 
 
 @pytest.fixture
@@ -30,20 +37,13 @@ def smtp_sink(settings):
     sink.stop()
 
 
-def _ledger_only(issue: Issue) -> None:
-    """Start the issue without queueing tasks: this process drives the batches."""
-    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
-    issue.refresh_from_db()
-    services.issue_freeze(issue=issue)
-    services.ledger_write(issue=issue)
-
-
-def _drain(issue: Issue, limit: int = 200) -> None:
-    for _ in range(limit):
-        result = delivery.batch_send(issue_id=issue.pk)
-        if result.done:
-            return
-    raise AssertionError("the issue did not finish")
+def _issue_sending(readers: int) -> Issue:
+    """Return an issue to `readers` readers of one list, started with its ledger written and no task queued."""
+    news = list_make("news")
+    readers_make(news, readers)
+    issue = issue_make(news)
+    issue_start_here(issue)
+    return issue
 
 
 @pytest.mark.django_db
@@ -68,10 +68,7 @@ def test_ledger_has_one_row_per_eligible_reader_deduplicated_across_lists():
 
 @pytest.mark.django_db
 def test_two_claims_never_share_a_row():
-    news = list_make("news")
-    readers_make(news, 25)
-    issue = issue_make(news)
-    _ledger_only(issue)
+    issue = _issue_sending(25)
     first = delivery.deliveries_claim(issue_id=issue.pk, size=10, token="a" * 32)
     second = delivery.deliveries_claim(issue_id=issue.pk, size=100, token="b" * 32)
     assert len(first) == 10 and len(second) == 15
@@ -87,8 +84,8 @@ def test_every_reader_gets_one_copy_with_their_own_links_and_list_headers(smtp_s
     readers_make(events, 20)
     readers_make(events, 5, start=100)
     issue = issue_make(news, events)
-    _ledger_only(issue)
-    _drain(issue)
+    issue_start_here(issue)
+    issue_drain(issue)
 
     issue.refresh_from_db()
     assert issue.status == "sent" and issue.sent_at
@@ -131,12 +128,12 @@ def test_unsubscribe_committed_mid_send_means_no_further_mail(smtp_sink, setting
     news = list_make("news")
     ids = readers_make(news, 40)
     issue = issue_make(news)
-    _ledger_only(issue)
+    issue_start_here(issue)
     delivery.batch_send(issue_id=issue.pk)
     sent_first = set(Delivery.objects.filter(issue=issue, status="sent").values_list("subscriber_id", flat=True))
     leaving = next(i for i in ids if i not in sent_first)
     assert subscription_unsubscribe(subscriber_id=leaving, list_id=news.pk, source="one_click", issue_id=issue.pk)
-    _drain(issue)
+    issue_drain(issue)
 
     leaving_email = Subscriber.objects.get(pk=leaving).email
     assert smtp_sink.tally.recipients[leaving_email.lower()] == 0
@@ -147,14 +144,11 @@ def test_unsubscribe_committed_mid_send_means_no_further_mail(smtp_sink, setting
 
 @pytest.mark.django_db(transaction=True)
 def test_suppressed_at_claim_time_is_skipped(smtp_sink):
-    news = list_make("news")
-    readers_make(news, 5)
-    issue = issue_make(news)
-    _ledger_only(issue)
+    issue = _issue_sending(5)
     suppression_add(email="READER000002@example.org", reason="hard_bounce")
     # Known only by its keyed hash, as after an erasure:
     suppression_add(email="reader000004@example.org", reason="manual", keep_address=False)
-    _drain(issue)
+    issue_drain(issue)
     assert smtp_sink.tally.unique == 3
     for address in ("reader000002@example.org", "reader000004@example.org"):
         assert Delivery.objects.get(issue=issue, email=address).status == "skipped"
@@ -166,8 +160,8 @@ def test_no_such_mailbox_fails_permanently_and_suppresses(smtp_sink):
     readers_make(news, 5)
     smtp_sink.replies["reader000001@example.org"] = "550 5.1.1 No such user here"
     issue = issue_make(news)
-    _ledger_only(issue)
-    _drain(issue)
+    issue_start_here(issue)
+    issue_drain(issue)
     row = Delivery.objects.get(issue=issue, email="reader000001@example.org")
     assert row.status == "failed" and "550" in row.last_error
     assert Suppression.objects.filter(email="reader000001@example.org", reason="rejected").exists()
@@ -183,8 +177,8 @@ def test_temporary_smtp_failures_are_retried_then_given_up(smtp_sink, settings):
     readers_make(news, 3)
     smtp_sink.replies["reader000000@example.org"] = "451 4.3.0 Try again later"
     issue = issue_make(news)
-    _ledger_only(issue)
-    _drain(issue)
+    issue_start_here(issue)
+    issue_drain(issue)
     row = Delivery.objects.get(issue=issue, email="reader000000@example.org")
     assert row.status == "failed" and row.attempts == 3 and "gave up after 3 attempts" in row.last_error
     assert smtp_sink.tally.unique == 2
@@ -195,10 +189,7 @@ def test_a_refused_connection_defers_the_whole_batch(settings):
     settings.EMAIL_TRANSPORT = "smtp"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1
     settings.SEND_RETRY_BASE_SECONDS = 60
-    news = list_make("news")
-    readers_make(news, 4)
-    issue = issue_make(news)
-    _ledger_only(issue)
+    issue = _issue_sending(4)
     result = delivery.batch_send(issue_id=issue.pk)
     assert result.deferred == 4
     assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"deferred"}
@@ -207,16 +198,13 @@ def test_a_refused_connection_defers_the_whole_batch(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_reaper_returns_a_dead_workers_claim_and_marks_it_reclaimed(smtp_sink):
-    news = list_make("news")
-    readers_make(news, 6)
-    issue = issue_make(news)
-    _ledger_only(issue)
+    issue = _issue_sending(6)
     claimed = delivery.deliveries_claim(issue_id=issue.pk, size=4, token="dead" * 8)
     assert len(claimed) == 4
     assert delivery.deliveries_reap() == 0  # not stale yet
     Delivery.objects.filter(claim_token="dead" * 8).update(claimed_at=timezone.now() - timedelta(hours=1))
     assert delivery.deliveries_reap() == 4
-    _drain(issue)
+    issue_drain(issue)
     assert smtp_sink.tally.unique == 6
     assert services.issue_progress(issue=issue)["reclaimed"] == 4
 
@@ -224,10 +212,7 @@ def test_reaper_returns_a_dead_workers_claim_and_marks_it_reclaimed(smtp_sink):
 @pytest.mark.django_db(transaction=True)
 def test_pause_and_cancel_act_between_batches(smtp_sink, settings):
     settings.SEND_BATCH_SIZE = 5
-    news = list_make("news")
-    readers_make(news, 20)
-    issue = issue_make(news)
-    _ledger_only(issue)
+    issue = _issue_sending(20)
     delivery.batch_send(issue_id=issue.pk)
     assert services.issue_pause(issue=issue)
     assert delivery.batch_send(issue_id=issue.pk).done
@@ -283,20 +268,17 @@ def test_a_provider_429_pauses_every_worker_for_its_retry_after(settings):
     esp = EspSink().start()
     esp.throttle_calls, esp.retry_after = 1, 2
     settings.EMAIL_TRANSPORT = "mailgun"
-    settings.ANYMAIL = {"MAILGUN_API_KEY": "key", "MAILGUN_API_URL": f"{esp.url}/v3"}
+    settings.ANYMAIL = esp.anymail_settings("mailgun")
     settings.SEND_RETRY_BASE_SECONDS = 0
     try:
-        news = list_make("news")
-        readers_make(news, 30)
-        issue = issue_make(news)
-        _ledger_only(issue)
+        issue = _issue_sending(30)
         first = delivery.batch_send(issue_id=issue.pk)
         assert first.deferred == 30 and esp.tally.total == 0
         assert 0 < ratelimit.provider_pause_remaining() <= 2
         held = delivery.batch_send(issue_id=issue.pk)  # any worker: nothing claimed during the pause
         assert held.claimed == 0 and held.wait > 0
         time.sleep(ratelimit.provider_pause_remaining() + 0.1)
-        _drain(issue)
+        issue_drain(issue)
     finally:
         esp.stop()
     assert esp.faults["429"] == 1
@@ -383,18 +365,14 @@ def test_an_issue_is_not_finished_until_its_whole_ledger_is_written(smtp_sink, m
     from issues.tasks import complete_ledger
 
     assert complete_ledger(issue.pk) == 15
-    _drain(issue)
+    issue_drain(issue)
     assert Issue.objects.get(pk=issue.pk).status == "sent"
     assert smtp_sink.tally.unique == 25 and smtp_sink.tally.duplicates == 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_id_range_is_claimed_once_even_if_two_lanes_are_given_it(smtp_sink):
-    news = list_make("news")
-    readers_make(news, 30)
-    issue = issue_make(news)
-    _ledger_only(issue)
-    issue.refresh_from_db()
+    issue = _issue_sending(30)
     low = issue.ledger_id_min
     first = delivery.deliveries_claim_range(issue_id=issue.pk, start=low, stop=low + 20, token="a" * 32)
     again = delivery.deliveries_claim_range(issue_id=issue.pk, start=low + 10, stop=low + 30, token="b" * 32)
@@ -405,11 +383,7 @@ def test_an_id_range_is_claimed_once_even_if_two_lanes_are_given_it(smtp_sink):
 
 @pytest.mark.django_db(transaction=True)
 def test_without_the_redis_cursor_batches_are_claimed_by_sweeping_the_ledger(settings):
-    news = list_make("news")
-    readers_make(news, 30)
-    issue = issue_make(news)
-    _ledger_only(issue)
-    issue.refresh_from_db()
+    issue = _issue_sending(30)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     assert delivery._range_next(issue, 7) is None
     claims = [delivery._batch_claim(issue, 7, f"{n:032d}") for n in range(6)]

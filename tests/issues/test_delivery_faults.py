@@ -17,7 +17,7 @@ from dwvlist.embedded_redis import EmbeddedRedis
 from issues import services
 from issues.models import Delivery, Issue
 from issues.tasks import reap_stale_deliveries
-from tests.conftest import WorkerProcess, _session_tmp, child_env
+from tests.conftest import WorkerProcess, _session_tmp, child_env, worker_with_beat
 from tests.issues.ledger_helpers import issue_make, ledger_writer_dies_on_second_chunk, list_make, readers_make
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -122,8 +122,7 @@ def test_provider_answering_503_and_timing_out_still_reaches_everyone(transactio
     esp = EspSink(fail_share=0.20, timeout_share=0.05, hang=3.0).start()
     env = child_env(
         EMAIL_TRANSPORT="mailgun",
-        ANYMAIL_MAILGUN_API_KEY="key-test",
-        ANYMAIL_MAILGUN_API_URL=f"{esp.url}/v3",
+        **esp.anymail_env("mailgun"),
         ANYMAIL_REQUESTS_TIMEOUT="1",
         SEND_BATCH_SIZE="50",
         SEND_MAX_ATTEMPTS="50",
@@ -153,8 +152,7 @@ def test_postmark_gets_one_call_per_reader_with_their_own_headers(transactional_
     esp = EspSink().start()
     env = child_env(
         EMAIL_TRANSPORT="postmark",
-        ANYMAIL_POSTMARK_SERVER_TOKEN="server-token",
-        ANYMAIL_POSTMARK_API_URL=f"{esp.url}/",
+        **esp.anymail_env("postmark"),
         **FAST_RECOVERY,
     )
     worker = WorkerProcess(env=env)
@@ -179,7 +177,7 @@ def test_redis_restart_mid_send_loses_nothing(transactional_db, fast_recovery):
     # Beat runs inside this worker (-B) so the reaper re-queues lanes from
     # the ledger once the restarted Redis has forgotten every queued task.
     env = _smtp_env(sink, REDIS_URL=url, SEND_BATCH_SIZE="50", SEND_REAP_INTERVAL="1")
-    worker = WorkerProcess(env=env, extra_args=("-B", "-s", str(_session_tmp / "beat-restart")))
+    worker = worker_with_beat(env=env, name="restart")
     try:
         worker.wait_ready()
         news = list_make("news")
@@ -210,7 +208,7 @@ def test_a_ledger_cut_off_part_way_is_finished_by_the_reaper_and_everyone_is_rea
 ):
     sink = SmtpSink().start()
     env = _smtp_env(sink, SEND_BATCH_SIZE="50", SEND_REAP_INTERVAL="1")
-    worker = WorkerProcess(env=env, extra_args=("-B", "-s", str(_session_tmp / "beat-ledger")))
+    worker = worker_with_beat(env=env, name="ledger")
     try:
         worker.wait_ready()
         news = list_make("news")

@@ -16,17 +16,23 @@ import time
 from email.headerregistry import HeaderRegistry
 
 import pytest
-from django.utils import timezone
 
 from bench.sinks import _free_port
-from issues import delivery, services
+from issues import delivery
 from issues.feedback import delivery_find
 from issues.mailgun import MailgunBatchTransport
 from issues.models import Delivery, Issue, SentMessage
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
 from issues.transports import PERMANENT, SENT, BatchDeferred, Envelope, Recipient, transport_for_settings
 from subscriptions.tokens import unsubscribe_token_read
-from tests.issues.ledger_helpers import issue_make, list_make, readers_make, recipients_unsaved
+from tests.issues.ledger_helpers import (
+    issue_drain,
+    issue_make,
+    issue_start_here,
+    list_make,
+    readers_make,
+    recipients_unsaved,
+)
 
 KEY = "key-0123456789abcdef"
 SITE = "https://list.example.org"
@@ -87,14 +93,6 @@ def _everything(copy: dict) -> str:
 # --- Building batches ---------------------------------------------------------------------
 
 
-def _ledger_only(issue: Issue) -> None:
-    """Start the issue without queueing tasks: this process drives the batches."""
-    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
-    issue.refresh_from_db()
-    services.issue_freeze(issue=issue)
-    services.ledger_write(issue=issue)
-
-
 def _batch(issue: Issue) -> tuple[Envelope, list[Recipient]]:
     """Return the issue's envelope and every ledger row as a reader, built as batch_send builds them."""
     rows = Delivery.objects.filter(issue=issue).select_related("mailing_list").order_by("id")
@@ -114,13 +112,6 @@ def _batch(issue: Issue) -> tuple[Envelope, list[Recipient]]:
 def _other_readers() -> None:
     """Create readers of a list the issue does not go to, so subscriber ids and delivery ids differ."""
     readers_make(list_make("other"), 7, start=900)
-
-
-def _drain(issue: Issue, limit: int = 50) -> None:
-    for _ in range(limit):
-        if delivery.batch_send(issue_id=issue.pk).done:
-            return
-    raise AssertionError("the issue did not finish")
 
 
 def _envelope() -> Envelope:
@@ -181,7 +172,7 @@ def test_a_batch_is_one_call_and_each_copy_carries_its_readers_own_links_headers
     voix = list_make("voix", name="Voix ouvrière")
     readers_make(voix, 3)
     issue = issue_make(voix, title=TITLE)
-    _ledger_only(issue)
+    issue_start_here(issue)
     envelope, recipients = _batch(issue)
     assert all(r.delivery_id != r.subscriber_id for r in recipients)  # so the two cannot be confused
 
@@ -260,7 +251,7 @@ def test_readers_of_two_lists_in_one_batch_each_get_their_own_lists_headers(sink
     news_ids = readers_make(news, 2)
     voix_ids = readers_make(voix, 2, start=100)
     issue = issue_make(news, voix, title=TITLE)
-    _ledger_only(issue)
+    issue_start_here(issue)
     envelope, recipients = _batch(issue)
     assert len(recipients) == 4
 
@@ -297,7 +288,7 @@ def test_a_header_only_the_second_list_has_reaches_that_lists_readers(sink):
     quiet_ids = readers_make(quiet, 2)
     readers_make(news, 2, start=100)
     issue = issue_make(quiet, news)
-    _ledger_only(issue)
+    issue_start_here(issue)
     envelope, recipients = _batch(issue)
     assert recipients[0].subscriber_id in quiet_ids  # the batch starts with a reader of the list without archive
 
@@ -434,9 +425,9 @@ def test_an_issue_to_2500_readers_is_three_calls_and_webhooks_find_each_reader(s
     news = list_make("news")
     readers_make(news, 2500)
     issue = issue_make(news)
-    _ledger_only(issue)
+    issue_start_here(issue)
 
-    _drain(issue)
+    issue_drain(issue, limit=50)
 
     tally = sink.tally
     assert tally.calls == 3 and len(sink.requests) == 3

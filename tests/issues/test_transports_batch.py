@@ -37,12 +37,8 @@ from tests.issues.ledger_helpers import issue_make, list_make, readers_make, rec
 
 pytestmark = pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
 
-# The anymail settings that point each backend at the sink (ANYMAIL_* in the environment).
-ESP_SETTINGS = {
-    "sendgrid": {"SENDGRID_API_KEY": "SG.test-key", "SENDGRID_API_URL": "{url}/v3/"},
-    "brevo": {"BREVO_API_KEY": "xkeysib-test", "BREVO_API_URL": "{url}/v3/"},
-    "mailjet": {"MAILJET_API_KEY": "public", "MAILJET_SECRET_KEY": "private", "MAILJET_API_URL": "{url}/v3.1/"},
-}
+# The ESPs sent in batches through anymail, their backends pointed at the sink.
+ESPS = ("sendgrid", "brevo", "mailjet")
 PLACEHOLDER = {
     "sendgrid": "-unsubscribe_url-",
     "brevo": "{{ params.unsubscribe_url }}",
@@ -72,7 +68,7 @@ def sink(settings, _running_sink):
 def _use(settings, esp: str, sink: EspSink, **extra) -> None:
     settings.EMAIL_TRANSPORT = esp
     settings.EMAIL_BACKEND = f"anymail.backends.{esp}.EmailBackend"
-    settings.ANYMAIL = {key: value.format(url=sink.url) for key, value in ESP_SETTINGS[esp].items()} | extra
+    settings.ANYMAIL = sink.anymail_settings(esp) | extra
 
 
 def _envelope(*, text: str = TEXT, html: str = HTML) -> Envelope:
@@ -107,7 +103,7 @@ def _lower(headers: dict) -> dict:
     return {key.lower(): value for key, value in headers.items()}
 
 
-@pytest.mark.parametrize("esp", ESP_SETTINGS)
+@pytest.mark.parametrize("esp", ESPS)
 def test_batch_esps_get_the_batch_transport_with_their_limit_and_ses_one_call_per_message(settings, esp):
     settings.EMAIL_TRANSPORT = esp
     transport = transport_for_settings()
@@ -151,7 +147,7 @@ def test_one_call_per_batch_and_every_copy_carries_its_readers_links_headers_and
     assert len({outcome.message_id for outcome in outcomes.values()}) == 120
 
 
-@pytest.mark.parametrize("esp", ESP_SETTINGS)
+@pytest.mark.parametrize("esp", ESPS)
 def test_a_provider_503_defers_the_whole_batch(settings, sink, esp):
     _use(settings, esp, sink)
     sink.fail_share = 1.0
@@ -162,7 +158,7 @@ def test_a_provider_503_defers_the_whole_batch(settings, sink, esp):
     assert sink.faults["503"] == 1 and sink.tally.total == 0
 
 
-@pytest.mark.parametrize("esp", ESP_SETTINGS)
+@pytest.mark.parametrize("esp", ESPS)
 def test_a_provider_429_defers_the_batch_for_its_retry_after_then_it_goes_out(settings, sink, esp):
     _use(settings, esp, sink)
     sink.throttle_calls, sink.retry_after = 1, 7
@@ -179,7 +175,7 @@ def test_a_provider_429_defers_the_batch_for_its_retry_after_then_it_goes_out(se
     assert sink.tally.unique == 10 and sink.tally.duplicates == 0 and sink.tally.calls == 1
 
 
-@pytest.mark.parametrize("esp", ESP_SETTINGS)
+@pytest.mark.parametrize("esp", ESPS)
 def test_a_provider_timing_out_defers_the_whole_batch(settings, sink, esp):
     _use(settings, esp, sink, REQUESTS_TIMEOUT=0.1)
     sink.timeout_share, sink.hang = 1.0, 0.3

@@ -18,7 +18,7 @@ from issues.delivery import sent_messages_record
 from issues.feedback import event_apply, events_unapplied
 from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
-from tests.conftest import WorkerProcess, _session_tmp, child_env
+from tests.conftest import child_env, worker_with_beat
 from tests.issues.payloads import (
     MAILGUN_SIGNING_KEY,
     PROVIDERS,
@@ -597,10 +597,7 @@ def test_effects_whose_queued_task_was_lost_are_applied_by_the_sweep(client, cas
     assert broker.llen("default") == queued + 1
     # The broker forgets its queue, as a Redis restart without persistence does.
     broker.delete(*broker.keys("default*"))
-    worker = WorkerProcess(
-        env=child_env(FEEDBACK_SWEEP_AFTER="0", FEEDBACK_SWEEP_INTERVAL="1"),
-        extra_args=("-B", "-s", str(_session_tmp / "beat-feedback")),
-    )
+    worker = worker_with_beat(env=child_env(FEEDBACK_SWEEP_AFTER="0", FEEDBACK_SWEEP_INTERVAL="1"), name="feedback")
     try:
         worker.wait_ready()
         deadline = time.monotonic() + 60

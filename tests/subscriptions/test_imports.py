@@ -12,7 +12,7 @@ from django.utils import timezone
 from subscriptions.addresses import email_hash
 from subscriptions.imports import import_job_create, import_job_run, imports_stalled_claim
 from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
-from tests.conftest import WorkerProcess, _session_tmp, child_env
+from tests.conftest import child_env, worker_with_beat
 
 pytestmark = pytest.mark.django_db
 
@@ -241,9 +241,7 @@ def test_an_import_whose_worker_died_is_continued_by_beat_without_duplicates(tmp
     job = import_job_run(job_id=job.pk, max_seconds=0, chunk_rows=20)
     assert (job.status, job.processed_rows) == ("running", 20)
 
-    worker = WorkerProcess(
-        env=child_env(IMPORT_STALL_SECONDS="1"), extra_args=("-B", "-s", str(_session_tmp / "beat-imports"))
-    )
+    worker = worker_with_beat(env=child_env(IMPORT_STALL_SECONDS="1"), name="imports")
     try:
         worker.wait_ready()
         deadline = time.monotonic() + 60
