@@ -351,28 +351,30 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
     with transaction.atomic():
         if sent:
             result.sent = _record_sent(issue.pk, token, now, sent, changed)
-        for delivery_id, outcome in permanent.items():
-            result.failed += claimed.filter(id=delivery_id).update(
-                status=Delivery.Status.FAILED, last_error=outcome.error, claim_token="", claimed_at=None, updated_at=now
+        # Rows that end alike are updated together: a refused or deferred
+        # call leaves hundreds of readers with the same error.
+        for error, ids in _grouped({d: o.error for d, o in permanent.items()}).items():
+            result.failed += claimed.filter(id__in=ids).update(
+                status=Delivery.Status.FAILED, last_error=error, claim_token="", claimed_at=None, updated_at=now
             )
         if transient:
             max_attempts = settings.SEND_MAX_ATTEMPTS
             attempts_of = dict(claimed.filter(id__in=list(transient)).values_list("id", "attempts"))
-            for delivery_id, outcome in transient.items():
-                row = claimed.filter(id=delivery_id)
-                attempts = attempts_of.get(delivery_id, max_attempts)
+            endings = {d: (o.error, attempts_of.get(d, max_attempts)) for d, o in transient.items()}
+            for (error, attempts), ids in _grouped(endings).items():
+                rows = claimed.filter(id__in=ids)
                 if attempts >= max_attempts:
-                    result.failed += row.update(
+                    result.failed += rows.update(
                         status=Delivery.Status.FAILED,
-                        last_error=f"gave up after {attempts} attempts: {outcome.error}"[:1000],
+                        last_error=f"gave up after {attempts} attempts: {error}"[:1000],
                         claim_token="",
                         claimed_at=None,
                         updated_at=now,
                     )
                 else:
-                    result.deferred += row.update(
+                    result.deferred += rows.update(
                         status=Delivery.Status.DEFERRED,
-                        last_error=outcome.error,
+                        last_error=error,
                         next_attempt_at=now + _retry_delay(attempts),
                         claim_token="",
                         claimed_at=None,
@@ -524,12 +526,17 @@ def _nothing_claimed(issue: Issue) -> BatchResult:
     return BatchResult(wait=wait if wait is not None else 0.0, done=wait is None)
 
 
+def _grouped(values: dict[int, object]) -> dict[object, list[int]]:
+    """Return the ids (keys) grouped by their value."""
+    groups: dict[object, list[int]] = {}
+    for key, value in values.items():
+        groups.setdefault(value, []).append(key)
+    return groups
+
+
 def _skipped_record(token: str, skipped: dict[int, str]) -> None:
     now = timezone.now()
-    by_reason: dict[str, list[int]] = {}
-    for delivery_id, reason in skipped.items():
-        by_reason.setdefault(reason, []).append(delivery_id)
-    for reason, ids in by_reason.items():
+    for reason, ids in _grouped(skipped).items():
         Delivery.objects.filter(id__in=ids, claim_token=token, status=Delivery.Status.CLAIMED).update(
             status=Delivery.Status.SKIPPED, last_error=reason, claim_token="", claimed_at=None, updated_at=now
         )
