@@ -1,4 +1,4 @@
-"""Create the staff roles, Editors and Admins, with their permissions."""
+"""Create the staff roles, Editors and Admins, with their permissions (data only)."""
 
 from django.db import migrations
 
@@ -15,9 +15,10 @@ def roles_delete(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscriptions", "0001_initial"),
-        ("issues", "0002_initial"),
+        ("subscriptions", "0002_prefix_indexes"),
+        ("issues", "0003_ledger_fillfactor"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
+
     operations = [migrations.RunPython(roles_create, roles_delete)]
