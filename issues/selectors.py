@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscription
+from subscriptions.selectors import readers_dashboard
 
 _SENT_STATUSES = [
     Delivery.Status.SENT,
@@ -94,3 +95,34 @@ def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:
 
 
 # The archive --------------------------------------------------------------
+
+
+DASHBOARD_ISSUES = 8
+
+
+def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
+    """Return the last issues with their status and delivery figures from the ledger."""
+    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
+    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
+    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
+    for row in rows:
+        counts[row["issue_id"]][row["status"]] = row["n"]
+    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
+    out = []
+    for issue in issues:
+        by_status = counts[issue.pk]
+        out.append(
+            {
+                "issue": issue,
+                "recipients": sum(by_status.values()),
+                "sent": sum(by_status.get(s, 0) for s in accepted),
+                "failed": by_status.get(Delivery.Status.FAILED, 0),
+                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+            }
+        )
+    return out
+
+
+def dashboard_context(*, now=None) -> dict:
+    """Return the editor home's dashboard: the readers' charts, recent issues and the suppression count."""
+    return {**readers_dashboard(now=now), "dashboard_issues": issues_recent()}
