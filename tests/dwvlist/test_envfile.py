@@ -52,7 +52,8 @@ def test_env_example_as_the_env_file_passes_check_deploy():
 
 def _settings_seen(entry: str, env: dict[str, str]) -> list[str]:
     code = {
-        "manage": "import runpy, sys; sys.argv = ['manage.py', 'shell', '-c', PRINT]; runpy.run_path('manage.py', run_name='__main__')",
+        "manage": "import runpy, sys; sys.argv = ['manage.py', 'shell', '-c', PRINT]; "
+        "runpy.run_path('manage.py', run_name='__main__')",
         "wsgi": "import dwvlist.wsgi; exec(PRINT)",
         "celery": "import dwvlist.celery, django; django.setup(); exec(PRINT)",
     }[entry]
@@ -74,7 +75,7 @@ def test_every_entry_point_reads_the_env_file_and_the_environment_wins(entry, tm
     env_file = tmp_path / "dwvlist.env"
     env_file.write_text(
         "# the editors' file\nDEBUG=1\nexport SEND_BATCH_SIZE=123\n"
-        "DEFAULT_FROM_EMAIL=\"Voix ouvrière <liste@exemple.org>\"\nREDIS_URL=redis://127.0.0.1:6379/5\n",
+        'DEFAULT_FROM_EMAIL="Voix ouvrière <liste@exemple.org>"\nREDIS_URL=redis://127.0.0.1:6379/5\n',
         encoding="utf-8",
     )
     env = _bare_env(ENV_FILE=str(env_file), VAR_DIR=str(tmp_path))
@@ -105,7 +106,7 @@ def test_no_env_file_and_an_empty_env_file_name_read_nothing(tmp_path):
     ("content", "message"),
     [
         ("DEBUG=1\nthis is not a setting\n", "line 2: expected NAME=value, got 'this is not a setting'"),
-        ("SECRET_KEY=\"never closed\nDEBUG=1\n", "line 1: expected NAME=value"),
+        ('SECRET_KEY="never closed\nDEBUG=1\n', "line 1: expected NAME=value"),
         (b"DEBUG=1\nNAME=\xff\xfe\n", "could not be read"),
     ],
 )
@@ -116,7 +117,7 @@ def test_a_malformed_env_file_stops_start_up_naming_file_and_line(tmp_path, cont
     else:
         path.write_text(content, encoding="utf-8")
     environ = {"ENV_FILE": str(path)}
-    with pytest.raises(ImproperlyConfigured, match="bad.env") as caught:
+    with pytest.raises(ImproperlyConfigured, match=r"bad\.env") as caught:
         env_file_load(base_dir=tmp_path, environ=environ)
     assert message in str(caught.value)
     assert environ == {"ENV_FILE": str(path)}  # nothing half-read
