@@ -2,19 +2,23 @@
 
 /healthz reads these keys to say which workers were seen recently. A key
 expires on its own, so a worker killed with SIGKILL disappears without
-having to say goodbye.
+having to say goodbye. Celery beat keeps one too, so /healthz can say
+whether the scheduler (scheduled issues, the reaper) is running.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 
 import redis
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 KEY_PREFIX = "dwvlist:worker:"
+BEAT_KEY_PREFIX = "dwvlist:beat:"
 _stop = threading.Event()
 
 
@@ -22,28 +26,37 @@ def _client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
-def heartbeat_write(*, hostname: str) -> None:
-    """Record that the worker named hostname is alive now."""
-    _client().set(KEY_PREFIX + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
+def heartbeat_write(*, hostname: str, prefix: str = KEY_PREFIX) -> None:
+    """Record that the worker (or beat) named hostname is alive now."""
+    _client().set(prefix + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
+
+
+def _seen(prefix: str) -> dict[str, float]:
+    client = _client()
+    now = time.time()
+    seen = {}
+    for key in client.scan_iter(match=prefix + "*", count=100):
+        value = client.get(key)
+        if value is None:
+            continue
+        seen[key.decode().removeprefix(prefix)] = round(now - float(value), 1)
+    return seen
 
 
 def workers_seen() -> dict[str, float]:
     """Return {hostname: seconds since last heartbeat} for live workers."""
-    client = _client()
-    now = time.time()
-    seen = {}
-    for key in client.scan_iter(match=KEY_PREFIX + "*", count=100):
-        value = client.get(key)
-        if value is None:
-            continue
-        seen[key.decode().removeprefix(KEY_PREFIX)] = round(now - float(value), 1)
-    return seen
+    return _seen(KEY_PREFIX)
 
 
-def _beat(hostname: str) -> None:
+def beats_seen() -> dict[str, float]:
+    """Return {host name and pid: seconds since last heartbeat} for running beat schedulers."""
+    return _seen(BEAT_KEY_PREFIX)
+
+
+def _beat(hostname: str, prefix: str = KEY_PREFIX) -> None:
     while not _stop.is_set():
         try:
-            heartbeat_write(hostname=hostname)
+            heartbeat_write(hostname=hostname, prefix=prefix)
         except redis.RedisError:
             pass  # Redis is down; the key expires and /healthz reports it.
         _stop.wait(settings.WORKER_HEARTBEAT_INTERVAL)
@@ -65,3 +78,11 @@ def _stop_heartbeat(sender=None, **kwargs) -> None:
             _client().delete(KEY_PREFIX + hostname)
         except redis.RedisError:
             pass
+
+
+@beat_init.connect
+def _start_beat_heartbeat(sender=None, **kwargs) -> None:
+    # Named by host and process: two beats at once (a mistake) show as two.
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    _stop.clear()
+    threading.Thread(target=_beat, args=(name, BEAT_KEY_PREFIX), name="dwvlist-beat-heartbeat", daemon=True).start()
