@@ -17,22 +17,18 @@ import redis
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.conf import settings
 
-KEY_PREFIX = "dwvlist:worker:"
-BEAT_KEY_PREFIX = "dwvlist:beat:"
+from dwvlist.redis import BEAT_PREFIX, WORKER_PREFIX, redis_client
+
 _stop = threading.Event()
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-
-
-def heartbeat_write(*, hostname: str, prefix: str = KEY_PREFIX) -> None:
-    """Record that the worker (or beat) named hostname is alive now."""
-    _client().set(prefix + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
+def heartbeat_write(*, hostname: str, prefix: str = WORKER_PREFIX) -> None:
+    """Record that the worker (or beat, with BEAT_PREFIX) named hostname is alive now."""
+    redis_client().set(prefix + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
 
 
 def _seen(prefix: str) -> dict[str, float]:
-    client = _client()
+    client = redis_client()
     now = time.time()
     seen = {}
     for key in client.scan_iter(match=prefix + "*", count=100):
@@ -45,15 +41,15 @@ def _seen(prefix: str) -> dict[str, float]:
 
 def workers_seen() -> dict[str, float]:
     """Return {hostname: seconds since last heartbeat} for live workers."""
-    return _seen(KEY_PREFIX)
+    return _seen(WORKER_PREFIX)
 
 
 def beats_seen() -> dict[str, float]:
     """Return {host name and pid: seconds since last heartbeat} for running beat schedulers."""
-    return _seen(BEAT_KEY_PREFIX)
+    return _seen(BEAT_PREFIX)
 
 
-def _beat(hostname: str, prefix: str = KEY_PREFIX) -> None:
+def _beat(hostname: str, prefix: str = WORKER_PREFIX) -> None:
     while not _stop.is_set():
         try:
             heartbeat_write(hostname=hostname, prefix=prefix)
@@ -75,7 +71,7 @@ def _stop_heartbeat(sender=None, **kwargs) -> None:
     hostname = getattr(sender, "hostname", None)
     if hostname:
         try:
-            _client().delete(KEY_PREFIX + hostname)
+            redis_client().delete(WORKER_PREFIX + hostname)
         except redis.RedisError:
             pass
 
@@ -85,4 +81,4 @@ def _start_beat_heartbeat(sender=None, **kwargs) -> None:
     # Named by host and process: two beats at once (a mistake) show as two.
     name = f"{socket.gethostname()}:{os.getpid()}"
     _stop.clear()
-    threading.Thread(target=_beat, args=(name, BEAT_KEY_PREFIX), name="dwvlist-beat-heartbeat", daemon=True).start()
+    threading.Thread(target=_beat, args=(name, BEAT_PREFIX), name="dwvlist-beat-heartbeat", daemon=True).start()

@@ -24,8 +24,9 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from issues.mime import address_encode
-from issues.transports import (
+from issues.delivery.mime import address_encode
+from issues.delivery.transports.anymail_batch import bodies_templated
+from issues.delivery.transports.base import (
     SENT,
     BatchDeferred,
     CallRefused,
@@ -33,7 +34,6 @@ from issues.transports import (
     Outcome,
     Recipient,
     Transport,
-    bodies_templated,
     calls_send,
     http_failure,
 )

@@ -3,7 +3,7 @@
 from anymail import urls as anymail_urls
 from django.urls import URLPattern
 
-from issues.webhooks import strict_view
+from issues.feedback.webhooks import strict_view
 
 app_name = "webhooks"
 

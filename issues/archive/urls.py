@@ -1,7 +1,7 @@
 from django.urls import path
 
-from issues import views
-from issues.feeds import ArchiveFeed
+from issues.archive import views
+from issues.archive.feeds import ArchiveFeed
 
 app_name = "archive"
 

@@ -8,13 +8,9 @@ sending it. A provider's 429 sets a pause that every worker honours.
 
 from __future__ import annotations
 
-import os
-
-import redis
 from django.conf import settings
 
-_BUCKET_KEY = "dwvlist:send:bucket"
-_PAUSE_KEY = "dwvlist:send:pause"
+from dwvlist.redis import SEND_BUCKET, SEND_PAUSE, redis_client
 
 # Reserve `want` tokens; return the seconds to wait before using them.
 _RESERVE = """
@@ -34,25 +30,13 @@ return tostring(-tokens / rate)
 """
 
 
-_clients: dict[tuple[str, int], redis.Redis] = {}
-
-
-def redis_client() -> redis.Redis:
-    """Return this process's Redis client for REDIS_URL (its pool keeps the connections open)."""
-    key = (settings.REDIS_URL, os.getpid())
-    client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=10)
-    return client
-
-
 def rate_reserve(*, count: int) -> float:
     """Reserve sending `count` messages; return the seconds to wait first (0 when unlimited)."""
     rate = settings.SEND_RATE_LIMIT
     if rate <= 0 or count <= 0:
         return 0.0
     burst = max(rate, 1.0)
-    return float(redis_client().eval(_RESERVE, 1, _BUCKET_KEY, rate, burst, count))
+    return float(redis_client().eval(_RESERVE, 1, SEND_BUCKET, rate, burst, count))
 
 
 def batch_size_for_rate(size: int) -> int:
@@ -67,12 +51,12 @@ def provider_pause(*, seconds: float) -> None:
     """Ask every worker to hold off sending for `seconds` (a provider said 429)."""
     seconds = min(max(seconds, 1.0), 3600.0)
     client = redis_client()
-    current = client.pttl(_PAUSE_KEY)
+    current = client.pttl(SEND_PAUSE)
     if current is None or current < seconds * 1000:
-        client.set(_PAUSE_KEY, "1", px=int(seconds * 1000))
+        client.set(SEND_PAUSE, "1", px=int(seconds * 1000))
 
 
 def provider_pause_remaining() -> float:
     """Return the seconds left in a provider-requested pause (0 if none)."""
-    remaining = redis_client().pttl(_PAUSE_KEY)
+    remaining = redis_client().pttl(SEND_PAUSE)
     return max(0.0, (remaining or 0) / 1000.0)

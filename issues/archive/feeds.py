@@ -7,7 +7,8 @@ from django.contrib.syndication.views import Feed
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 
-from issues import rendering, selectors
+from issues import rendering
+from issues.archive import selectors as archive_selectors
 from subscriptions.models import MailingList
 
 FEED_LENGTH = 20
@@ -19,7 +20,7 @@ class ArchiveFeed(Feed):
     feed_type = Atom1Feed
 
     def get_object(self, request, list_slug: str) -> MailingList:
-        return selectors.archive_list_get(slug=list_slug)
+        return archive_selectors.archive_list_get(slug=list_slug)
 
     def title(self, obj: MailingList) -> str:
         return obj.name
@@ -35,27 +36,27 @@ class ArchiveFeed(Feed):
     def feed_url(self, obj: MailingList) -> str:
         return settings.SITE_URL + reverse("archive:feed", kwargs={"list_slug": obj.slug})
 
-    def items(self, obj: MailingList) -> list[selectors.ArchiveEntry]:
-        issues = list(selectors.archive_issues(mailing_list=obj)[:FEED_LENGTH])
-        return selectors.archive_entries(mailing_list=obj, issues=issues)
+    def items(self, obj: MailingList) -> list[archive_selectors.ArchiveEntry]:
+        issues = list(archive_selectors.archive_issues(mailing_list=obj)[:FEED_LENGTH])
+        return archive_selectors.archive_entries(mailing_list=obj, issues=issues)
 
-    def item_title(self, item: selectors.ArchiveEntry) -> str:
+    def item_title(self, item: archive_selectors.ArchiveEntry) -> str:
         return item.issue.snapshot_subject or item.issue.title
 
-    def item_description(self, item: selectors.ArchiveEntry) -> str:
+    def item_description(self, item: archive_selectors.ArchiveEntry) -> str:
         return rendering.issue_render_archive(item.issue)
 
-    def item_link(self, item: selectors.ArchiveEntry) -> str:
+    def item_link(self, item: archive_selectors.ArchiveEntry) -> str:
         return settings.SITE_URL + item.path
 
-    def item_guid(self, item: selectors.ArchiveEntry) -> str:
+    def item_guid(self, item: archive_selectors.ArchiveEntry) -> str:
         return self.item_link(item)
 
-    def item_author_name(self, item: selectors.ArchiveEntry) -> str | None:
+    def item_author_name(self, item: archive_selectors.ArchiveEntry) -> str | None:
         return item.issue.byline or None
 
-    def item_pubdate(self, item: selectors.ArchiveEntry):
+    def item_pubdate(self, item: archive_selectors.ArchiveEntry):
         return item.issue.sent_at
 
-    def item_updateddate(self, item: selectors.ArchiveEntry):
+    def item_updateddate(self, item: archive_selectors.ArchiveEntry):
         return item.issue.sent_at

@@ -21,7 +21,8 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpResponseBadRequest, HttpResponseForbidden
 
-from issues.feedback import event_apply, event_record, provider_name, tracking_list_ids
+from issues.feedback.events import event_record, provider_name, tracking_list_ids
+from issues.feedback.rules import event_apply, events_queue
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,8 @@ class WebhookPayloadInvalid(Exception):
 
 
 def _deferred_queue(event_ids: list[int]) -> None:
-    from issues.feedback_tasks import feedback_events_queue
-
     event_ids = list(event_ids)
-    transaction.on_commit(lambda: feedback_events_queue(event_ids))
+    transaction.on_commit(lambda: events_queue(event_ids=event_ids))
 
 
 def strict_view(view_class: type):
@@ -106,7 +105,7 @@ def strict_view(view_class: type):
     return StrictWebhookView.as_view()
 
 
-@receiver(tracking, dispatch_uid="issues.webhooks.tracking_received")
+@receiver(tracking, dispatch_uid="issues.feedback.webhooks.tracking_received")
 def tracking_received(sender, event, esp_name, **kwargs) -> None:
     """Store the event, then apply its effects now or leave them for Celery."""
     budget = _budget.get()
@@ -128,9 +127,9 @@ def tracking_received(sender, event, esp_name, **kwargs) -> None:
             _deferred_queue([stored.pk])
 
 
-@receiver(inbound, dispatch_uid="issues.webhooks.inbound_received")
+@receiver(inbound, dispatch_uid="issues.feedback.webhooks.inbound_received")
 def inbound_received(sender, event, esp_name, **kwargs) -> None:
     """Turn a reader's mail into a comment or an unsubscribe."""
-    from issues.inbound import inbound_receive
+    from issues.comments.inbound import inbound_receive
 
     inbound_receive(provider=provider_name(esp_name), event=event)

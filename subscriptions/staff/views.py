@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from pathlib import Path
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,31 +16,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dwvlist.access import subscribers_read_required, subscribers_required
+from dwvlist.celery import task_queue
 from subscriptions.exports import csv_lines, import_error_rows, subscriber_rows
-from subscriptions.import_tasks import import_job_process
-from subscriptions.imports import IMPORT_MAX_BYTES, import_dir, import_job_create
+from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_dir, import_job_create
 from subscriptions.models import ImportJob, MailingList, Subscription
-
-
-def staff_permission_required(permission: str):
-    """Send anonymous users to the login page and refuse staff without the permission."""
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            user = request.user
-            if not (user.is_active and user.is_staff and user.has_perm(permission)):
-                raise PermissionDenied("Only admins manage subscribers.")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-admin_required = staff_permission_required("subscriptions.add_subscriber")
 
 
 class ImportForm(forms.Form):
@@ -90,7 +68,7 @@ def _upload_keep(upload) -> str:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-@admin_required
+@subscribers_required
 def import_start(request):
     """Show the import form, recent imports and the export form; start an import."""
     form = ImportForm(request.POST or None, request.FILES or None)
@@ -112,7 +90,7 @@ def import_start(request):
             Path(path).unlink(missing_ok=True)
             form.add_error(None, exc)
         else:
-            transaction.on_commit(lambda: import_job_process.delay(job.pk))
+            transaction.on_commit(lambda: task_queue("subscriptions.import_tasks.import_job_process", job.pk))
             return redirect("staff:import_job", job_id=job.pk)
     jobs = ImportJob.objects.select_related("mailing_list")[:10]
     return render(
@@ -146,7 +124,7 @@ def _progress(job: ImportJob) -> dict:
 
 @never_cache
 @require_GET
-@admin_required
+@subscribers_required
 def import_job(request, job_id: int):
     """Show an import's progress (the page reloads itself while it runs) and its report."""
     job = get_object_or_404(ImportJob.objects.select_related("mailing_list", "created_by"), pk=job_id)
@@ -166,7 +144,7 @@ def import_job(request, job_id: int):
 
 @never_cache
 @require_GET
-@admin_required
+@subscribers_required
 def import_job_json(request, job_id: int):
     """Return an import's progress as JSON."""
     job = get_object_or_404(ImportJob, pk=job_id)
@@ -174,12 +152,12 @@ def import_job_json(request, job_id: int):
 
 
 @require_POST
-@admin_required
+@subscribers_required
 def import_job_resume(request, job_id: int):
     """Queue an import again, after its worker died; chunks already imported are skipped."""
     job = get_object_or_404(ImportJob, pk=job_id)
     if job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
-        transaction.on_commit(lambda: import_job_process.delay(job.pk))
+        transaction.on_commit(lambda: task_queue("subscriptions.import_tasks.import_job_process", job.pk))
         messages.success(request, "The import was queued to continue where it stopped.")
     else:
         messages.info(request, "That import has already finished.")
@@ -194,7 +172,7 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:
 
 
 @require_GET
-@admin_required
+@subscribers_required
 def import_job_errors(request, job_id: int):
     """Download an import's bad rows as CSV: row number, value and reason."""
     job = get_object_or_404(ImportJob, pk=job_id)
@@ -202,7 +180,7 @@ def import_job_errors(request, job_id: int):
 
 
 @require_GET
-@staff_permission_required("subscriptions.view_subscriber")
+@subscribers_read_required
 def export_csv(request):
     """Stream the subscribers (filtered by list and status) as CSV, in constant memory."""
     form = ExportForm(request.GET)
