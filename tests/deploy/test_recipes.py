@@ -298,3 +298,20 @@ def test_compose_services_commands_serve_healthz_with_worker_and_beat(tmp_path, 
         assert f"celery@{socket.gethostname()}" in body["workers"]["seen"]
     finally:
         running.stop()
+
+
+def test_health_probe_fails_naming_the_port_when_nothing_answers():
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    # Nothing listens there now.
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "deploy/healthcheck.py"],
+        cwd=ROOT,
+        env={**_base_env(), "GUNICORN_BIND": f"127.0.0.1:{port}", "ALLOWED_HOSTS": "list.example.org"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"no answer on port {port}" in result.stderr
