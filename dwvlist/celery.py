@@ -1,10 +1,14 @@
 """The Celery application, configured from Django settings (CELERY_*)."""
 
 import os
+from pathlib import Path
 
 from celery import Celery
 from kombu import Exchange, Queue
 
+from dwvlist.envvars import env_file_load
+
+env_file_load(base_dir=Path(__file__).resolve().parent.parent)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
 
 app = Celery("dwvlist")

@@ -7,8 +7,10 @@ instead of surfacing as odd behaviour later.
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -123,3 +125,37 @@ def env_url(
             f"{name} must be an absolute URL starting with {' or '.join(s + '://' for s in schemes)}; got {value!r}"
         )
     return value
+
+
+def env_file_load(*, base_dir: Path, environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """Read NAME=value lines from the env file into the environment, the real environment winning.
+
+    The file is ENV_FILE when set (an empty ENV_FILE reads none), else
+    base_dir/.env when it exists. Values are taken literally: no `$VAR`
+    expansion, as systemd's EnvironmentFile= does not expand either. A line
+    that is not NAME=value stops start-up naming the file and the line.
+    Return the file read, or None.
+    """
+    from dotenv.parser import parse_stream
+
+    environ = os.environ if environ is None else environ
+    named = environ.get("ENV_FILE")
+    if named is not None and not named.strip():
+        return None
+    path = Path(named.strip()) if named is not None else base_dir / ".env"
+    if named is None and not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImproperlyConfigured(f"ENV_FILE {str(path)!r} could not be read: {exc}") from None
+    values = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.strip()[:80]
+            raise ImproperlyConfigured(f"{path}, line {binding.original.line}: expected NAME=value, got {line!r}")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
+    for name, value in values.items():
+        environ.setdefault(name, value)
+    return path

@@ -27,6 +27,7 @@ def redis_client() -> redis.Redis:
 # --- Key names ---------------------------------------------------------------------------
 
 WORKER_PREFIX = "dwvlist:worker:"  # + hostname: a live worker's heartbeat
+BEAT_PREFIX = "dwvlist:beat:"  # + host name:pid: a running beat's heartbeat
 SEND_BUCKET = "dwvlist:send:bucket"  # the token bucket of the sending rate, shared by all workers
 SEND_PAUSE = "dwvlist:send:pause"  # set while the provider asked every worker to wait (429)
 DASHBOARD_KEY = "dwvlist:dashboard"  # cache key of the editor home's figures, counted by beat

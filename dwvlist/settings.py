@@ -1,6 +1,7 @@
 """Settings for dwvlist, all read from the environment.
 
-Every variable is listed, with its default, in README.md and .env.example.
+Every variable is listed, with its default, in README.md and .env.example;
+BASE_DIR/.env (or the file named by ENV_FILE) is read first when present.
 Bad values stop start-up with a message naming the variable.
 """
 
@@ -16,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dwvlist.envvars import (
     env_bool,
     env_choice,
+    env_file_load,
     env_float,
     env_int,
     env_list,
@@ -24,6 +26,8 @@ from dwvlist.envvars import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# BASE_DIR/.env (or ENV_FILE), when present, fills in what the environment leaves unset.
+env_file_load(base_dir=BASE_DIR)
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)

@@ -12,7 +12,7 @@ from dwvlist import heartbeat
 @never_cache
 @require_GET
 def healthz(request):
-    """Answer 200 when the database, the broker and a worker all answer."""
+    """Answer 200 when the database, the broker and a worker all answer; say whether beat runs."""
     report: dict = {}
     healthy = True
     try:
@@ -30,9 +30,17 @@ def healthz(request):
         else:
             healthy = False
             report["workers"] = {"status": "down", "error": "no worker seen in the last minute"}
+        # Reported, not counted: web and workers serve without beat for a
+        # while, but scheduled issues wait and the reaper does not run.
+        beats = heartbeat.beats_seen()
+        if beats:
+            report["beat"] = {"status": "ok", "seen": beats}
+        else:
+            report["beat"] = {"status": "missing", "error": "no beat seen in the last minute"}
     except redis.RedisError as exc:
         healthy = False
         report["broker"] = {"status": "down", "error": str(exc)[:200]}
         report["workers"] = {"status": "unknown", "error": "broker unreachable"}
+        report["beat"] = {"status": "unknown", "error": "broker unreachable"}
     report["status"] = "ok" if healthy else "down"
     return JsonResponse(report, status=200 if healthy else 503)

@@ -159,6 +159,7 @@ def batch_send(*, issue_id: int) -> BatchResult:
     transport = transport_for_settings()
     size = ratelimit.batch_size_for_rate(min(settings.SEND_BATCH_SIZE, transport.max_batch))
     token = uuid.uuid4().hex
+    claim_started = time.monotonic()
     rows = _batch_claim(issue, size, token)
     if not rows:
         return _nothing_claimed(issue)
@@ -187,6 +188,13 @@ def batch_send(*, issue_id: int) -> BatchResult:
             for delivery_id, (list_id, email) in eligible.items()
         ]
         envelope = envelope_for(issue, issue_primary_list(issue))
+        if time.monotonic() - claim_started - max(wait, 0) > settings.SEND_CLAIM_TIMEOUT / 2:
+            # Claiming and re-checking took this long only if the database was
+            # out of reach (a network partition): the reaper may have handed
+            # these readers to another worker already. Send none of them.
+            _claim_release(token)
+            issue_mark_alive(issue_id=issue_id)
+            return result
         try:
             outcomes = transport.send(envelope=envelope, recipients=recipients)
         except BatchDeferred as exc:
@@ -204,6 +212,14 @@ def batch_send(*, issue_id: int) -> BatchResult:
         result.sent, result.failed, result.deferred = recorded.sent, recorded.failed, recorded.deferred
     issue_mark_alive(issue_id=issue_id)
     return result
+
+
+def _claim_release(token: str) -> int:
+    """Return the claim's rows that are still ours to the queue, unsent (they are not marked reclaimed)."""
+    now = timezone.now()
+    return Delivery.objects.filter(claim_token=token, status=Delivery.Status.CLAIMED).update(
+        status=Delivery.Status.PENDING, claim_token="", claimed_at=None, updated_at=now
+    )
 
 
 # --- Recovery -----------------------------------------------------------------------------------

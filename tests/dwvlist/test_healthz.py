@@ -30,3 +30,20 @@ def test_healthz_is_503_naming_the_broker_when_redis_is_down(client, settings):
     body = response.json()
     assert body["broker"]["status"] == "down"
     assert body["status"] == "down"
+
+
+@pytest.mark.django_db
+def test_healthz_says_whether_beat_runs_without_failing_for_it(client):
+    from dwvlist import heartbeat
+    from dwvlist.redis import BEAT_PREFIX
+
+    # This session's Redis database, emptied before each test: a worker, and beat only later.
+    heartbeat.heartbeat_write(hostname="celery@host-a")
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["beat"] == {"status": "missing", "error": "no beat seen in the last minute"}
+    heartbeat.heartbeat_write(hostname="host-a:4242", prefix=BEAT_PREFIX)
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert list(body["beat"]["seen"]) == ["host-a:4242"]
+    assert "celery@host-a" in body["workers"]["seen"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
+import struct
 
 from django.conf import settings
 
@@ -68,6 +70,14 @@ class SmtpTransport(Transport):
         )
         outcomes: dict[int, Outcome] = {}
         pipelining = conn.has_extn("pipelining")
+        # Until the batch ends cleanly, closing the connection resets it. After a
+        # timeout (a network partition, say) a message body may still sit
+        # unacknowledged in the socket's send queue; a graceful close, which
+        # smtplib does itself on a timeout, would let the kernel deliver it
+        # whenever the network comes back, after the reaper has handed that
+        # reader to another worker: a copy sent twice, late. A reset discards it.
+        _linger(conn, abort=True)
+        clean = True  # the connection is between transactions, and answering
         try:
             for index, recipient in enumerate(recipients):
                 text, html = personal_parts(envelope, recipient)
@@ -87,15 +97,33 @@ class SmtpTransport(Transport):
                         _smtp_reset(conn)
                 except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
                     # The connection is gone: this reader and the rest of the batch wait for a retry.
+                    clean = False
                     for rest in recipients[index:]:
                         outcomes[rest.delivery_id] = Outcome(TRANSIENT, error=f"SMTP connection lost: {exc}"[:1000])
                     break
+        except BaseException:
+            clean = False
+            raise
         finally:
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
+            if clean:
+                _linger(conn, abort=False)
+                try:
+                    conn.quit()
+                except (smtplib.SMTPException, OSError):
+                    conn.close()
+            else:
                 conn.close()
         return outcomes
+
+
+def _linger(conn: smtplib.SMTP, *, abort: bool) -> None:
+    """Make closing the connection reset it (abort) or end it gracefully."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1 if abort else 0, 0))
+        except OSError:
+            pass
 
 
 def _smtp_transaction(
