@@ -1,8 +1,10 @@
 """The Celery application, configured from Django settings (CELERY_*)."""
 
+import logging.config
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
@@ -18,5 +20,19 @@ app.conf.task_queues = (
 )
 app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
 app.autodiscover_tasks()
+# Workers and beat log through settings.LOGGING like the web processes: a
+# receiver of setup_logging stops Celery from adding its own handlers to
+# the root logger (which printed lines twice, in local time), and stdout
+# is left alone, so a print stays a print.
+app.conf.worker_hijack_root_logger = False
+app.conf.worker_redirect_stdouts = False
+
+
+@setup_logging.connect
+def _logging_from_settings(**kwargs) -> None:
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
 
 import dwvlist.heartbeat  # noqa: E402,F401  (connects the worker signals)

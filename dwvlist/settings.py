@@ -22,6 +22,7 @@ from dwvlist.envvars import (
     env_str,
     env_url,
 )
+from dwvlist.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -283,10 +284,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True  # serves static/ without collectstatic in dev and tests
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# One JSON object per line in production; readable lines when developing.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ["json", "text"])
+# Readers' addresses appear in logs only as keyed hashes unless this is on (for debugging).
+LOG_PERSONAL_DATA = env_bool("LOG_PERSONAL_DATA", False)
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
