@@ -7,12 +7,13 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db.models import Exists, Max, Min, OuterRef
 from django.utils import timezone
 from django.utils.text import slugify
 
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
+from issues.selectors import ledger_counts, ledger_summary
 from subscriptions.models import Subscriber, Subscription, Suppression
 
 
@@ -289,15 +290,6 @@ PROGRESS_REUSE_FACTOR = 10
 PROGRESS_REUSE_MAX_SECONDS = 5.0
 
 
-def _ledger_counts(issue_id: int) -> dict:
-    """Return the issue's ledger rows by status, and those reclaimed, from one pass over the ledger."""
-    statuses = [choice for choice, _ in Delivery.Status.choices]
-    return Delivery.objects.filter(issue_id=issue_id).aggregate(
-        **{status: Count("id", filter=Q(status=status)) for status in statuses},
-        reclaimed=Count("id", filter=Q(reclaimed_at__isnull=False)),
-    )
-
-
 def _progress_key(issue: Issue) -> str:
     # The start time too: an issue id alone can name another issue after a database is restored.
     return f"{issue.pk}:{issue.started_at.timestamp() if issue.started_at else ''}"
@@ -331,7 +323,7 @@ def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
     if shared:
         return shared
     started = time.monotonic()
-    counted = (timezone.now().timestamp(), _ledger_counts(issue.pk))
+    counted = (timezone.now().timestamp(), ledger_counts(issue_ids=[issue.pk])[issue.pk])
     reuse = min(PROGRESS_REUSE_MAX_SECONDS, (time.monotonic() - started) * PROGRESS_REUSE_FACTOR)
     if live and reuse >= 0.05:
         _cache_keep(key, counted, reuse)
@@ -346,13 +338,9 @@ def issue_progress(*, issue: Issue) -> dict:
     """
     issue.refresh_from_db(fields=["status", "started_at", "ledger_written_at"])
     counted_at, counts = _ledger_counts_shared(issue)
-    counts = dict(counts)
-    reclaimed = counts.pop("reclaimed")
-    total = sum(counts.values())
-    sent = sum(counts[s] for s in ("sent", "delivered", "bounced", "complained"))
-    failed = counts["failed"]
-    skipped = counts["skipped"] + counts["cancelled"]
-    pending = counts["pending"] + counts["claimed"] + counts["deferred"]
+    summary = ledger_summary(counts)
+    total, sent, failed = summary["total"], summary["sent"], summary["failed"]
+    skipped, pending = summary["skipped"], summary["pending"]
     key = f"dwvlist:progress-rate:{_progress_key(issue)}"
     previous = _cached(key)  # (counted at, sent, rate) of an earlier count
     fresh = not previous or counted_at - previous[0] >= 0.5
@@ -374,8 +362,8 @@ def issue_progress(*, issue: Issue) -> dict:
         "failed": failed,
         "skipped": skipped,
         "pending": pending,
-        "deferred": counts["deferred"],
-        "reclaimed": reclaimed,
+        "deferred": summary["deferred"],
+        "reclaimed": summary["reclaimed"],
         "rate_per_second": round(rate, 1),
         "eta_seconds": round(pending / rate) if rate > 0 and pending and issue.status == "sending" else None,
         "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),

@@ -97,24 +97,21 @@ def signups_and_unsubscribes(*, weeks: int = DASHBOARD_WEEKS, now=None) -> list[
 
 def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
     """Return the last issues with their status and delivery figures from the ledger."""
-    from issues.models import Delivery, Issue  # issues depends on subscriptions, not the reverse
+    from issues.models import Issue  # issues depends on subscriptions, not the reverse
+    from issues.selectors import ledger_counts, ledger_summary
 
     issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
-    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
-    for row in rows:
-        counts[row["issue_id"]][row["status"]] = row["n"]
-    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
+    counts = ledger_counts(issue_ids=[issue.pk for issue in issues])
     out = []
     for issue in issues:
-        by_status = counts[issue.pk]
+        summary = ledger_summary(counts[issue.pk])
         out.append(
             {
                 "issue": issue,
-                "recipients": sum(by_status.values()),
-                "sent": sum(by_status.get(s, 0) for s in accepted),
-                "failed": by_status.get(Delivery.Status.FAILED, 0),
-                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+                "recipients": summary["total"],
+                "sent": summary["sent"],
+                "failed": summary["failed"],
+                "bounced": summary["bounced"],
             }
         )
     return out
