@@ -7,6 +7,7 @@ instead of surfacing as odd behaviour later.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -123,3 +124,16 @@ def env_url(
             f"{name} must be an absolute URL starting with {' or '.join(s + '://' for s in schemes)}; got {value!r}"
         )
     return value
+
+
+def env_networks(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return a comma-separated list of IP addresses or networks (CIDR), each checked."""
+    items = env_list(name, default, environ=environ)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks like 10.0.0.0/8; got {item!r}"
+            ) from None
+    return items

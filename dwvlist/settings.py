@@ -19,6 +19,7 @@ from dwvlist.envvars import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_url,
 )
@@ -235,6 +236,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FEEDBACK_SWEEP_INTERVAL,
     },
 }
+
+# --- Operating: metrics and error reports -----------------------------------------
+
+# /metrics answers only a scrape with "Authorization: Bearer <METRICS_TOKEN>"
+# or from an address in METRICS_ALLOWED_IPS; with neither set it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS", [])
 
 # --- Auth, sessions, security --------------------------------------------------
 

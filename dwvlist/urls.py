@@ -2,12 +2,21 @@ from django.contrib import admin
 from django.urls import include, path
 
 from dwvlist import views
+from dwvlist.metrics import RedisCollector
+from issues.metrics import IssuesCollector
+from subscriptions.metrics import SubscriptionsCollector
 
 admin.site.site_header = "dwvlist administration"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path(
+        "metrics",
+        views.metrics,
+        {"collectors": (RedisCollector(), IssuesCollector(), SubscriptionsCollector())},
+        name="metrics",
+    ),
     path("admin/", admin.site.urls),
     path("editor/comments/", include("issues.comment_urls")),
     path("editor/subscribers/", include("subscriptions.staff_urls")),

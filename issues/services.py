@@ -330,6 +330,11 @@ def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
     return counted
 
 
+def issue_progress_counts(*, issue: Issue) -> dict[str, int]:
+    """Return the issue's ledger rows by status (see selectors.ledger_counts), shared with its progress viewers."""
+    return dict(_ledger_counts_shared(issue)[1])
+
+
 def issue_progress(*, issue: Issue) -> dict:
     """Return the sending figures for the progress bar, from the issue's ledger.
 
