@@ -71,9 +71,10 @@ def env_float(
     default: float,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> float:
-    """Return the variable as a number, not below the minimum."""
+    """Return the variable as a number within the given bounds."""
     value = _raw(name, environ)
     if value is None or value == "":
         return default
@@ -85,6 +86,8 @@ def env_float(
         raise ImproperlyConfigured(f"{name} must be a finite number; got {value!r}")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}; got {number}")
     return number
 
 
@@ -112,12 +115,15 @@ def env_url(
     default: str,
     *,
     schemes: tuple[str, ...],
+    allow_empty: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """Return the variable if it is an absolute URL with one of the schemes."""
+    """Return the variable if it is an absolute URL with one of the schemes (or empty, if allowed)."""
     value = _raw(name, environ)
     if value is None or value == "":
         value = default
+    if allow_empty and value == "":
+        return value
     parts = urlsplit(value)
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
         raise ImproperlyConfigured(

@@ -74,6 +74,19 @@ def _redact(text: str) -> str:
     return _ADDRESS.sub(lambda match: log_address(match.group(0)), text)
 
 
+def redact_value(value: Any) -> Any:
+    """Return the value with every address in its strings hashed, through dicts and lists (for error reports)."""
+    if _personal_data_allowed():
+        return value
+    if isinstance(value, str):
+        return _redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item) for item in value)
+    return value
+
+
 class ContextFilter(logging.Filter):
     """Put the context fields and the Celery task on each record, and hash any address left in it."""
 

@@ -23,6 +23,7 @@ from dwvlist.envvars import (
     env_str,
     env_url,
 )
+from dwvlist.errors import sentry_init
 from dwvlist.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "anymail",
     "dwvlist.apps.DwvlistConfig",
+    "dwvlist.audit",
     "subscriptions",
     "issues",
     "axes",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dwvlist.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
@@ -245,6 +248,14 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
 METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS", [])
+
+# Errors in web requests and Celery tasks go to Sentry when SENTRY_DSN is
+# set; nothing is loaded or sent otherwise.
+SENTRY_DSN = env_url("SENTRY_DSN", "", schemes=("http", "https"), allow_empty=True)
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0, maximum=1.0)
+if SENTRY_DSN:
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 # --- Auth, sessions, security --------------------------------------------------
 

@@ -18,6 +18,7 @@ urlpatterns = [
         name="metrics",
     ),
     path("admin/", admin.site.urls),
+    path("editor/audit/", include("dwvlist.audit.urls")),
     path("editor/comments/", include("issues.comment_urls")),
     path("editor/subscribers/", include("subscriptions.staff_urls")),
     path("editor/", include("issues.urls")),
