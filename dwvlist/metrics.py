@@ -30,9 +30,10 @@ import redis
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 
+from dwvlist.redis import METRICS, redis_client
+
 log = logging.getLogger(__name__)
 
-METRICS_KEY = "dwvlist:metrics"
 # Kombu's Redis transport keeps a queue's messages of priority p in the list
 # "<queue>\x06\x16<p>" (the plain name for priority 0); delivered but not yet
 # acknowledged messages (including those a worker holds for a countdown) in
@@ -58,16 +59,6 @@ SUMMARIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "dwvlist_webhook_request_duration_seconds": ("Seconds a webhook request took.", ("provider",)),
 }
 
-_clients: dict[str, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    url = settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
-
 
 def _field(name: str, labels: dict[str, object]) -> str:
     return json.dumps([name, sorted((key, str(value)) for key, value in labels.items())])
@@ -78,7 +69,7 @@ def metric_add(name: str, amount: float = 1.0, **labels: object) -> None:
     if name not in COUNTERS:
         raise ValueError(f"unknown counter {name}")
     try:
-        _redis().hincrbyfloat(METRICS_KEY, _field(name, labels), amount)
+        redis_client().hincrbyfloat(METRICS, _field(name, labels), amount)
     except redis.RedisError:
         pass  # a figure is not worth failing a batch for
 
@@ -88,9 +79,9 @@ def metric_observe(name: str, value: float, **labels: object) -> None:
     if name not in SUMMARIES:
         raise ValueError(f"unknown summary {name}")
     try:
-        pipe = _redis().pipeline(transaction=False)
-        pipe.hincrbyfloat(METRICS_KEY, _field(name + "_count", labels), 1)
-        pipe.hincrbyfloat(METRICS_KEY, _field(name + "_sum", labels), value)
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.hincrbyfloat(METRICS, _field(name + "_count", labels), 1)
+        pipe.hincrbyfloat(METRICS, _field(name + "_sum", labels), value)
         pipe.execute()
     except redis.RedisError:
         pass
@@ -100,9 +91,9 @@ class RedisCollector:
     """The shared counters, Celery's queues and the workers' heartbeats, as Redis holds them now."""
 
     def collect(self) -> Iterator[Metric]:
-        client = _redis()
+        client = redis_client()
         stored: dict[str, dict[tuple, float]] = {}
-        for raw_field, raw_value in client.hgetall(METRICS_KEY).items():
+        for raw_field, raw_value in client.hgetall(METRICS).items():
             try:
                 name, labels = json.loads(raw_field)
                 stored.setdefault(name, {})[tuple(value for _, value in labels)] = float(raw_value)
