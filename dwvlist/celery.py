@@ -4,7 +4,7 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_prerun
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
@@ -35,6 +35,15 @@ def _logging_from_settings(**kwargs) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+def _log_context_per_task(**kwargs) -> None:
+    # A pool process runs task after task in one thread: each starts with
+    # no context fields left over from the one before.
+    from dwvlist.logs import log_context_reset
+
+    log_context_reset()
 
 
 def task_queue(name: str, *args, countdown: float | None = None) -> None:

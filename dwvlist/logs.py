@@ -35,7 +35,8 @@ _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+[^\W\d_][\w-]*")
 # Attributes every LogRecord has: anything else on a record is an extra field.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
-_context: ContextVar[dict[str, Any]] = ContextVar("dwvlist_log_context", default={})  # noqa: B039 (never mutated)
+_EMPTY: dict[str, Any] = {}  # the context outside any block; never changed
+_context: ContextVar[dict[str, Any]] = ContextVar("dwvlist_log_context", default=_EMPTY)
 
 
 @contextmanager
@@ -46,6 +47,25 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def log_context_add(**fields: Any) -> None:
+    """Add the fields to the lines logged from here to the end of the innermost log_context block.
+
+    Each Celery task and each web request runs in a block of its own, so
+    the fields never outlive the task or request that set them.
+    """
+    current = _context.get()
+    added = {key: value for key, value in fields.items() if value is not None}
+    if current is _EMPTY:
+        _context.set(added)
+    else:
+        current.update(added)
+
+
+def log_context_reset() -> None:
+    """Start a new, empty context (each Celery task starts with one)."""
+    _context.set({})
 
 
 def log_context_fields() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -10,12 +11,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
 from dwvlist.redis import progress_counts_key, progress_rate_key
 from issues.delivery.ledger import lanes_start, ledger_complete
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
 from issues.selectors import ledger_counts, ledger_summary
+
+log = logging.getLogger(__name__)
 
 
 def issue_freeze(*, issue: Issue) -> None:
@@ -28,6 +33,12 @@ def issue_freeze(*, issue: Issue) -> None:
     if not issue.slug:
         issue.slug = slugify(issue.title)[:120] or f"issue-{issue.pk}"
     issue.save(update_fields=["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "slug"])
+
+
+def _issue_audit(action: str, issue: Issue, *, user=None, summary: str = "") -> None:
+    """Record the action on the issue in the audit trail and the log."""
+    audit_record(action=action, object_id=issue.pk, summary=(summary or issue.title)[:500], user=user)
+    log.info("%s: issue %s", AuditEntry.Action(action).label, issue.pk, extra={"issue_id": issue.pk})
 
 
 def issue_send(*, issue: Issue, user=None) -> bool:
@@ -47,6 +58,7 @@ def issue_send(*, issue: Issue, user=None) -> bool:
             return False
         issue.refresh_from_db()
         issue_freeze(issue=issue)
+        _issue_audit(AuditEntry.Action.ISSUE_SENT, issue, user=user)
     ledger_complete(issue=issue)
     return True
 
@@ -63,6 +75,7 @@ def issue_schedule(*, issue: Issue, when: datetime, user=None) -> None:
     if updated != 1:
         raise ValidationError("Only a draft can be scheduled; this issue is already sending or sent.")
     issue.refresh_from_db()
+    _issue_audit(AuditEntry.Action.ISSUE_SCHEDULED, issue, user=user, summary=f"for {when.isoformat()}")
 
 
 def issue_unschedule(*, issue: Issue) -> bool:
@@ -71,6 +84,8 @@ def issue_unschedule(*, issue: Issue) -> bool:
         status=Issue.Status.DRAFT, scheduled_at=None, updated_at=timezone.now()
     )
     issue.refresh_from_db()
+    if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_UNSCHEDULED, issue)
     return updated == 1
 
 
@@ -89,6 +104,8 @@ def issue_pause(*, issue: Issue) -> bool:
         status=Issue.Status.PAUSED, updated_at=timezone.now()
     )
     issue.refresh_from_db()
+    if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_PAUSED, issue)
     return updated == 1
 
 
@@ -99,6 +116,7 @@ def issue_resume(*, issue: Issue) -> bool:
     )
     issue.refresh_from_db()
     if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_RESUMED, issue)
         transaction.on_commit(lambda: lanes_start(issue.pk))
     return updated == 1
 
@@ -113,6 +131,7 @@ def issue_cancel(*, issue: Issue) -> bool:
             Delivery.objects.filter(
                 issue_id=issue.pk, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
             ).update(status=Delivery.Status.CANCELLED, updated_at=timezone.now())
+            _issue_audit(AuditEntry.Action.ISSUE_CANCELLED, issue)
     issue.refresh_from_db()
     return updated == 1
 
@@ -128,6 +147,7 @@ def issue_retry_failed(*, issue: Issue) -> int:
                 status=Issue.Status.SENDING, updated_at=timezone.now()
             )
             transaction.on_commit(lambda: lanes_start(issue.pk))
+            _issue_audit(AuditEntry.Action.ISSUE_RETRIED, issue, summary=f"{count} failed deliveries queued again")
     issue.refresh_from_db()
     return count
 
