@@ -4,8 +4,20 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 
+from dwvlist.audit.admin import AuditedAdmin
+from dwvlist.audit.models import AuditEntry
 
-class StaffUserAdmin(UserAdmin):
+
+class StaffUserAdmin(AuditedAdmin, UserAdmin):
+    audit_created = AuditEntry.Action.STAFF_CREATED
+    audit_changed = AuditEntry.Action.STAFF_CHANGED
+    audit_deleted = AuditEntry.Action.STAFF_DELETED
+    audit_roles_fields = ("groups", "is_staff", "is_superuser", "is_active", "user_permissions")
+    audit_roles_changed = AuditEntry.Action.STAFF_ROLES_CHANGED
+
+    def audit_summary(self, obj) -> str:
+        return obj.get_username()
+
     # Admins manage staff accounts, but only a superuser may grant superuser
     # status or raw permissions; roles are given through the groups.
     def get_readonly_fields(self, request, obj=None):

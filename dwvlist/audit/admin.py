@@ -20,3 +20,58 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose adds, changes and deletes each leave one audit entry.
+
+    Set `audit_created`, `audit_changed` and `audit_deleted` to actions of
+    AuditEntry.Action; `audit_roles_fields` names fields whose change is
+    recorded as `audit_roles_changed` instead (a staff account's groups).
+    """
+
+    audit_created = ""
+    audit_changed = ""
+    audit_deleted = ""
+    audit_roles_fields: tuple[str, ...] = ()
+    audit_roles_changed = ""
+
+    def audit_summary(self, obj) -> str:
+        """Return how the object is named in its entries (never a reader's address)."""
+        return str(obj)
+
+    def save_related(self, request, form, formsets, change):
+        # After save_model: the entry names the many-to-many fields (groups) too.
+        super().save_related(request, form, formsets, change)
+        from dwvlist.audit.services import audit_record
+
+        changed = list(form.changed_data)
+        for formset in formsets:
+            if formset.has_changed():
+                changed.append(formset.prefix)
+        obj = form.instance
+        if not change:
+            action, summary = self.audit_created, self.audit_summary(obj)
+        elif self.audit_roles_changed and set(changed) & set(self.audit_roles_fields):
+            action, summary = self.audit_roles_changed, f"{self.audit_summary(obj)}: {', '.join(changed)}"
+        else:
+            action, summary = self.audit_changed, f"{self.audit_summary(obj)}: {', '.join(changed) or 'saved'}"
+        if action and (not change or changed):
+            audit_record(action=action, object_id=obj.pk, summary=summary)
+
+    def delete_model(self, request, obj):
+        from dwvlist.audit.services import audit_record
+
+        pk, summary = obj.pk, self.audit_summary(obj)
+        super().delete_model(request, obj)
+        if self.audit_deleted:
+            audit_record(action=self.audit_deleted, object_id=pk, summary=summary)
+
+    def delete_queryset(self, request, queryset):
+        from dwvlist.audit.services import audit_record
+
+        gone = [(obj.pk, self.audit_summary(obj)) for obj in queryset]
+        super().delete_queryset(request, queryset)
+        if self.audit_deleted:
+            for pk, summary in gone:
+                audit_record(action=self.audit_deleted, object_id=pk, summary=summary)

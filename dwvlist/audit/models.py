@@ -45,6 +45,7 @@ class AuditEntry(models.Model):
         SUBSCRIBER_SUPPRESSED = "subscriber.suppressed", "Address suppressed"
         SUBSCRIBER_UNSUPPRESSED = "subscriber.unsuppressed", "Suppression removed"
         SUBSCRIBER_ERASED = "subscriber.erased", "Subscriber erased"
+        SUBSCRIBER_DELETED = "subscriber.deleted", "Subscriber deleted"
         IMPORT_STARTED = "import.started", "Import started"
         EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
         TOKEN_CREATED = "token.created", "API token created"

@@ -12,6 +12,7 @@ elsewhere with bulk_create.
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import uuid
 from datetime import timedelta
@@ -24,6 +25,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
 from subscriptions.imports.parsing import _column_index, _open
 from subscriptions.imports.writing import _chunks_write, _Superseded
@@ -33,6 +36,8 @@ from subscriptions.models import (
     MailingList,
     Subscription,
 )
+
+log = logging.getLogger(__name__)
 
 IMPORT_MAX_BYTES = 100 * 1024 * 1024
 IMPORT_MAX_ROWS = 1_000_000
@@ -111,7 +116,7 @@ def import_job_create(
         shutil.copyfile(source, path)
     else:
         path = source.resolve()
-    return ImportJob.objects.create(
+    job = ImportJob.objects.create(
         mailing_list=mailing_list,
         created_by=created_by,
         file_name=Path(file_name).name[:255],
@@ -122,6 +127,10 @@ def import_job_create(
         name_column=name_column,
         lists_column=lists_column,
     )
+    summary = f"{job.file_name} ({size} bytes) into {mailing_list.slug}, consent: {consent}"
+    audit_record(action=AuditEntry.Action.IMPORT_STARTED, object_id=job.pk, summary=summary, user=created_by)
+    log.info("import queued: %s", summary, extra={"import_id": job.pk, "list": mailing_list.slug})
+    return job
 
 
 def _rows_count(path: str) -> int:
@@ -142,6 +151,7 @@ def _job_fail(job: ImportJob, message: str) -> ImportJob:
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.FAILED, error=message[:2000], finished_at=timezone.now()
     )
+    log.warning("import failed: %s", message, extra={"import_id": job.pk})
     job.refresh_from_db()
     return job
 
@@ -191,6 +201,15 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None, chunk_rows:
     )
     _file_discard(job)
     job.refresh_from_db()
+    log.info(
+        "import finished: %d rows, %d imported, %d already there, %d unsubscribed or suppressed, %d bad",
+        job.processed_rows,
+        job.imported_count,
+        job.existing_count,
+        job.unsubscribed_count + job.suppressed_count,
+        job.bad_count,
+        extra={"import_id": job.pk, "list": job.mailing_list.slug, "confirmations": job.confirmations_queued},
+    )
     return job
 
 

@@ -17,6 +17,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dwvlist.access import subscribers_read_required, subscribers_required
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
 from subscriptions.exports import csv_lines, import_error_rows, subscriber_rows
 from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_dir, import_job_create
@@ -191,4 +193,7 @@ def export_csv(request):
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     name = f"subscribers-{mailing_list.slug if mailing_list else 'all'}{'-' + status if status else ''}-{stamp}.csv"
     rows = subscriber_rows(list_id=mailing_list.pk if mailing_list else None, status=status)
+    audit_record(
+        action=AuditEntry.Action.EXPORT_DOWNLOADED, object_id=mailing_list.pk if mailing_list else "", summary=name
+    )
     return _csv_response(csv_lines(rows), name)
