@@ -96,21 +96,26 @@ class RedisCollector:
         for raw_field, raw_value in client.hgetall(METRICS).items():
             try:
                 name, labels = json.loads(raw_field)
-                stored.setdefault(name, {})[tuple(value for _, value in labels)] = float(raw_value)
+                stored.setdefault(name, {})[tuple(sorted(map(tuple, labels)))] = float(raw_value)
             except (ValueError, TypeError):
                 continue  # not ours
+
+        def values(labels: tuple, label_names: tuple[str, ...]) -> list[str] | None:
+            named = dict(labels)
+            return [named[name] for name in label_names] if set(named) == set(label_names) else None
+
         for name, (help_text, label_names) in COUNTERS.items():
             family = CounterMetricFamily(name, help_text, labels=label_names)
             for labels, value in sorted(stored.get(name, {}).items()):
-                if len(labels) == len(label_names):
-                    family.add_metric(list(labels), value)
+                if (label_values := values(labels, label_names)) is not None:
+                    family.add_metric(label_values, value)
             yield family
         for name, (help_text, label_names) in SUMMARIES.items():
             family = SummaryMetricFamily(name, help_text, labels=label_names)
             sums = stored.get(name + "_sum", {})
             for labels, count in sorted(stored.get(name + "_count", {}).items()):
-                if len(labels) == len(label_names):
-                    family.add_metric(list(labels), count_value=count, sum_value=sums.get(labels, 0.0))
+                if (label_values := values(labels, label_names)) is not None:
+                    family.add_metric(label_values, count_value=count, sum_value=sums.get(labels, 0.0))
             yield family
         yield from self._queues(client)
         yield from self._workers(client)
