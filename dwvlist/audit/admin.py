@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.contrib import admin
 
 from dwvlist.audit.models import AuditEntry
@@ -20,6 +22,18 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _changed_fields(form) -> list[str]:
+    """Return the form's changed fields, less datetimes that are the same moment (Django lists a split
+    date and time as changed whenever the shown time zone is not UTC)."""
+    changed = []
+    for name in form.changed_data:
+        initial, cleaned = form.initial.get(name), form.cleaned_data.get(name)
+        if isinstance(initial, datetime) and isinstance(cleaned, datetime) and initial == cleaned:
+            continue
+        changed.append(name)
+    return changed
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -45,7 +59,7 @@ class AuditedAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         from dwvlist.audit.services import audit_record
 
-        changed = list(form.changed_data)
+        changed = _changed_fields(form)
         for formset in formsets:
             if formset.has_changed():
                 changed.append(formset.prefix)
