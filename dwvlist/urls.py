@@ -4,12 +4,13 @@ from django.urls import include, path
 from dwvlist import views
 from dwvlist.metrics import RedisCollector
 from issues.metrics import IssuesCollector
+from subscriptions import views as reader_views
 from subscriptions.metrics import SubscriptionsCollector
 
 admin.site.site_header = "dwvlist administration"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", reader_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path(
         "metrics",

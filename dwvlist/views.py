@@ -3,7 +3,6 @@ from __future__ import annotations
 import redis
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -52,11 +51,3 @@ def metrics(request, *, collectors):
     if not allowed:
         raise Http404
     return HttpResponse(generate_latest(MetricsRegistry(collectors)), content_type=CONTENT_TYPE_LATEST)
-
-
-def home(request):
-    """List the public mailing lists."""
-    from subscriptions.models import MailingList
-
-    lists = MailingList.objects.filter(is_public=True)
-    return render(request, "dwvlist/home.html", {"lists": lists})

@@ -12,7 +12,6 @@ from dwvlist.charts import chart_svg_lines
 from subscriptions.models import MailingList, Subscription, Suppression
 
 DASHBOARD_WEEKS = 12
-DASHBOARD_ISSUES = 8
 
 
 def _week_starts(now, weeks: int) -> list:
@@ -95,30 +94,8 @@ def signups_and_unsubscribes(*, weeks: int = DASHBOARD_WEEKS, now=None) -> list[
     ]
 
 
-def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
-    """Return the last issues with their status and delivery figures from the ledger."""
-    from issues.models import Issue  # issues depends on subscriptions, not the reverse
-    from issues.selectors import ledger_counts, ledger_summary
-
-    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts = ledger_counts(issue_ids=[issue.pk for issue in issues])
-    out = []
-    for issue in issues:
-        summary = ledger_summary(counts[issue.pk])
-        out.append(
-            {
-                "issue": issue,
-                "recipients": summary["total"],
-                "sent": summary["sent"],
-                "failed": summary["failed"],
-                "bounced": summary["bounced"],
-            }
-        )
-    return out
-
-
-def dashboard_context(*, now=None) -> dict:
-    """Return the editor home's dashboard: charts, recent issues and the suppression count."""
+def readers_dashboard(*, now=None) -> dict:
+    """Return the readers' part of the editor home's dashboard: growth charts and the suppression count."""
     weeks = signups_and_unsubscribes(now=now)
     return {
         "dashboard_growth_chart": chart_svg_lines(series=list_growth(now=now), title="Active readers per list"),
@@ -130,6 +107,5 @@ def dashboard_context(*, now=None) -> dict:
             title="Signups and unsubscribes per week",
         ),
         "dashboard_weeks": weeks,
-        "dashboard_issues": issues_recent(),
         "dashboard_suppressed": Suppression.objects.count(),
     }

@@ -1,4 +1,4 @@
-"""The audit trail refuses UPDATE and DELETE in the database too (PostgreSQL), and admins may read it."""
+"""The audit trail refuses UPDATE and DELETE in the database too (PostgreSQL)."""
 
 from django.db import migrations
 
@@ -30,19 +30,9 @@ def _trigger_drop(apps, schema_editor):
         schema_editor.execute(_DROP)
 
 
-def _roles(apps, schema_editor):
-    from subscriptions.roles import roles_ensure
-
-    roles_ensure(apps)
-
-
 class Migration(migrations.Migration):
-    dependencies = [
-        ("audit", "0001_initial"),
-        ("subscriptions", "0003_roles"),
-    ]
+    dependencies = [("audit", "0001_initial")]
 
     operations = [
         migrations.RunPython(_trigger_add, _trigger_drop),
-        migrations.RunPython(_roles, migrations.RunPython.noop),
     ]
