@@ -1,8 +1,8 @@
 """Staff accounts in the Django admin, without a way for Admins to crown themselves."""
 
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 
 from dwvlist.audit.admin import AuditedAdmin
 from dwvlist.audit.models import AuditEntry
@@ -34,3 +34,18 @@ class StaffUserAdmin(AuditedAdmin, UserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, StaffUserAdmin)
+
+
+class RoleAdmin(AuditedAdmin, GroupAdmin):
+    """A role's permissions changed (by a superuser) is a change of every member's role."""
+
+    audit_created = AuditEntry.Action.STAFF_ROLES_CHANGED
+    audit_changed = AuditEntry.Action.STAFF_ROLES_CHANGED
+    audit_deleted = AuditEntry.Action.STAFF_ROLES_CHANGED
+
+    def audit_summary(self, obj) -> str:
+        return f"role {obj.name}"
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, RoleAdmin)

@@ -53,14 +53,12 @@ def log_context_add(**fields: Any) -> None:
     """Add the fields to the lines logged from here to the end of the innermost log_context block.
 
     Each Celery task and each web request runs in a block of its own, so
-    the fields never outlive the task or request that set them.
+    the fields never outlive the task or request that set them; outside
+    any block (a shell, a test calling the engine directly) they are dropped.
     """
     current = _context.get()
-    added = {key: value for key, value in fields.items() if value is not None}
-    if current is _EMPTY:
-        _context.set(added)
-    else:
-        current.update(added)
+    if current is not _EMPTY:  # outside any block there is nothing they could be undone with
+        current.update({key: value for key, value in fields.items() if value is not None})
 
 
 def log_context_reset() -> None:
@@ -197,5 +195,7 @@ def logging_config(*, log_format: str, level: str) -> dict:
         "loggers": {
             "django": {"handlers": [], "level": level, "propagate": True},
             "django.server": {"handlers": [], "level": level, "propagate": True},
+            # Celery's process pool logs here and turns propagation off.
+            "multiprocessing": {"handlers": ["console"], "level": level, "propagate": False},
         },
     }

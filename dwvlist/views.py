@@ -7,6 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from dwvlist import heartbeat
+from dwvlist.audit.middleware import client_ip
 from dwvlist.metrics import MetricsRegistry, metrics_allowed
 
 
@@ -45,9 +46,7 @@ def metrics(request, *, collectors):
     """Answer the Prometheus text format to an allowed scraper; a 404 to anyone else."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    allowed = metrics_allowed(
-        authorization=request.headers.get("Authorization", ""), client_ip=request.META.get("REMOTE_ADDR", "")
-    )
+    allowed = metrics_allowed(authorization=request.headers.get("Authorization", ""), client_ip=client_ip(request))
     if not allowed:
         raise Http404
     return HttpResponse(generate_latest(MetricsRegistry(collectors)), content_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,7 @@ from dwvlist.logs import log_context
 
 
 def client_ip(request) -> str:
-    """Return the address the request came from, as the server saw it."""
+    """Return the address the request came from, as the server saw it (the audit trail and /metrics use this)."""
     return request.META.get("REMOTE_ADDR", "")
 
 

@@ -241,6 +241,20 @@ def test_staff_accounts_and_their_roles_changed_each_leave_one_entry(admin):
     trail.one(Action.STAFF_DELETED, who="ada", ip=ip, object_id=newbie.pk)
 
 
+def test_a_superuser_changing_a_roles_permissions_leaves_one_entry(news):
+    root = User.objects.create_superuser("root", password=PASSWORD)
+    client = _client(root, "192.0.2.1")
+    editors = Group.objects.get(name="Editors")
+    permissions = list(editors.permissions.values_list("pk", flat=True))
+    trail = Trail()
+    response = client.post(
+        f"/admin/auth/group/{editors.pk}/change/", {"name": "Editors", "permissions": permissions[1:]}
+    )
+    assert response.status_code == 302
+    entry = trail.one(Action.STAFF_ROLES_CHANGED, who="root", ip="192.0.2.1", object_id=editors.pk)
+    assert entry.summary == "role Editors: permissions"
+
+
 def test_an_import_started_and_an_export_downloaded_each_leave_one_entry(admin, news, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     trail = Trail()

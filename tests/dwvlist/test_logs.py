@@ -11,7 +11,7 @@ import re
 import pytest
 from django.utils.log import configure_logging
 
-from dwvlist.logs import log_address, log_context, logging_config
+from dwvlist.logs import log_address, log_context, log_context_add, logging_config
 
 
 @pytest.fixture
@@ -62,6 +62,31 @@ def test_context_fields_reach_every_line_inside_the_block_and_nest(log_lines):
     assert "delivery_id" not in inner  # None values are left out
     assert "batch" not in after and after["issue_id"] == 7
     assert "issue_id" not in outside
+
+
+def test_fields_added_inside_a_block_end_with_it_and_are_dropped_outside_any(log_lines):
+    read, _ = log_lines
+    log = logging.getLogger("issues.delivery")
+    log_context_add(batch="outside")  # no block: nothing to undo it with, so dropped
+    log.info("first")
+    with log_context(issue_id=3):
+        with log_context():
+            log_context_add(batch="b1", provider="smtp")
+            log.info("inner")
+        log.info("outer")
+    first, inner, outer = _json(read())
+    assert "batch" not in first
+    assert (inner["issue_id"], inner["batch"], inner["provider"]) == (3, "b1", "smtp")
+    assert "batch" not in outer and outer["issue_id"] == 3
+
+
+def test_celery_pool_lines_go_through_the_same_handler(log_lines):
+    read, _ = log_lines
+    import billiard.util
+
+    billiard.util.get_logger().error("Process %r pid:%r exited with %r", "ForkPoolWorker-1", 42, "signal 15")
+    (line,) = _json(read())
+    assert line["logger"] == "multiprocessing" and line["level"] == "ERROR"
 
 
 def test_django_lines_are_printed_once_even_in_debug(log_lines, settings):
