@@ -11,7 +11,7 @@ def roles_update(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscriptions", "0004_stored_files_and_staff_jobs"),
+        ("subscriptions", "0005_list_contact_and_mail_commands"),
         ("audit", "0001_initial"),
     ]
 
