@@ -4,7 +4,7 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
@@ -38,12 +38,19 @@ def _logging_from_settings(**kwargs) -> None:
 
 
 @task_prerun.connect
-def _log_context_per_task(**kwargs) -> None:
+def _log_context_task_start(task_id=None, **kwargs) -> None:
     # A pool process runs task after task in one thread: each starts with
     # no context fields left over from the one before.
-    from dwvlist.logs import log_context_reset
+    from dwvlist.logs import log_context_task_start
 
-    log_context_reset()
+    log_context_task_start(task_id or "")
+
+
+@task_postrun.connect
+def _log_context_task_end(task_id=None, **kwargs) -> None:
+    from dwvlist.logs import log_context_task_end
+
+    log_context_task_end(task_id or "")
 
 
 def task_queue(name: str, *args, countdown: float | None = None) -> None:

@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,9 +61,22 @@ def log_context_add(**fields: Any) -> None:
         current.update({key: value for key, value in fields.items() if value is not None})
 
 
-def log_context_reset() -> None:
-    """Start a new, empty context (each Celery task starts with one)."""
-    _context.set({})
+_task_tokens: dict[str, Token] = {}
+
+
+def log_context_task_start(task_id: str) -> None:
+    """Give a Celery task an empty context of its own, whatever ran before it in this thread."""
+    _task_tokens[task_id] = _context.set({})
+
+
+def log_context_task_end(task_id: str) -> None:
+    """Put back the context the task started in (an eager task in a request keeps the request's)."""
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        try:
+            _context.reset(token)
+        except ValueError:  # set in another context (a task that moved threads): start clean
+            _context.set(_EMPTY)
 
 
 def log_context_fields() -> dict[str, Any]:

@@ -80,6 +80,19 @@ def test_fields_added_inside_a_block_end_with_it_and_are_dropped_outside_any(log
     assert "batch" not in outer and outer["issue_id"] == 3
 
 
+def test_a_task_run_here_gives_back_the_context_it_found(log_lines):
+    from dwvlist.celery import app
+    from dwvlist.logs import log_context_fields
+
+    app.loader.import_default_modules()
+    with log_context(user="ada"):
+        app.tasks["dwvlist.tasks.probe"].apply()
+        assert log_context_fields() == {"user": "ada"}
+    app.tasks["dwvlist.tasks.probe"].apply()
+    log_context_add(batch="outside")
+    assert log_context_fields() == {}
+
+
 def test_celery_pool_lines_go_through_the_same_handler(log_lines):
     read, _ = log_lines
     import billiard.util
