@@ -59,7 +59,7 @@ def _bulk_audit(*, job: StaffJob, user) -> None:
         return  # resending confirmations changes nothing about anyone
     ids = job.subscriber_ids
     shown = ", ".join(map(str, ids[:20])) + (", …" if len(ids) > 20 else "")
-    summary = f"{len(ids)} readers by staff job {job.pk}: {shown}"
+    summary = f"{len(ids)} reader{'s' if len(ids) != 1 else ''} by staff job {job.pk}: {shown}"
     audit_record(action=action, object_id=ids[0] if len(ids) == 1 else "", summary=summary, user=user)
 
 

@@ -190,7 +190,7 @@ def test_subscribers_added_unsubscribed_suppressed_and_erased_by_staff_each_leav
     # Bulk actions run as staff jobs in a worker: the action is recorded, once, when an admin starts it.
     admin.post(changelist, {"action": "unsubscribe_all", "_selected_action": [ann.pk]})
     entry = trail.one(Action.SUBSCRIBER_UNSUBSCRIBED, who="ada", ip=ip, object_id=ann.pk)
-    assert entry.summary.startswith("1 readers by staff job ") and entry.summary.endswith(f": {ann.pk}")
+    assert entry.summary.startswith("1 reader by staff job ") and entry.summary.endswith(f": {ann.pk}")
     bob = Subscriber.objects.create(email="bob2@example.org")
     admin.post(changelist, {"action": "unsubscribe_all", "_selected_action": [ann.pk, bob.pk]})
     entry = trail.one(Action.SUBSCRIBER_UNSUBSCRIBED, who="ada", ip=ip, object_id="")
