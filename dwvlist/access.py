@@ -20,6 +20,8 @@ COMMENTS = "issues.change_comment"
 SUBSCRIBERS = "subscriptions.add_subscriber"
 # See and export subscribers' addresses. Admins only.
 SUBSCRIBERS_READ = "subscriptions.view_subscriber"
+# Read the audit trail. Admins only (nobody may change it).
+AUDIT = "audit.view_auditentry"
 
 
 def user_may(user, permission: str) -> bool:
@@ -50,3 +52,4 @@ editor_required = permission_required(EDITOR, refusal="The editor area is for ed
 comments_required = permission_required(COMMENTS, refusal="Readers' comments are for editors and admins.")
 subscribers_required = permission_required(SUBSCRIBERS, refusal="Only admins manage subscribers.")
 subscribers_read_required = permission_required(SUBSCRIBERS_READ, refusal="Only admins see subscribers.")
+audit_required = permission_required(AUDIT, refusal="Only admins read the audit trail.")

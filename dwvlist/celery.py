@@ -1,9 +1,11 @@
 """The Celery application, configured from Django settings (CELERY_*)."""
 
+import logging.config
 import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 from dwvlist.envvars import env_file_load
@@ -24,6 +26,35 @@ app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
 # Each app's tasks.py, and those of the subpackages that have their own.
 app.autodiscover_tasks()
 app.autodiscover_tasks(["issues.delivery", "issues.feedback", "subscriptions.imports", "subscriptions.staff_jobs"])
+# Workers and beat log through settings.LOGGING like the web processes: a
+# receiver of setup_logging stops Celery from adding its own handlers to
+# the root logger (which printed lines twice, in local time), and stdout
+# is left alone, so a print stays a print.
+app.conf.worker_hijack_root_logger = False
+app.conf.worker_redirect_stdouts = False
+
+
+@setup_logging.connect
+def _logging_from_settings(**kwargs) -> None:
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+def _log_context_task_start(task_id=None, **kwargs) -> None:
+    # A pool process runs task after task in one thread: each starts with
+    # no context fields left over from the one before.
+    from dwvlist.logs import log_context_task_start
+
+    log_context_task_start(task_id or "")
+
+
+@task_postrun.connect
+def _log_context_task_end(task_id=None, **kwargs) -> None:
+    from dwvlist.logs import log_context_task_end
+
+    log_context_task_end(task_id or "")
 
 
 def task_queue(name: str, *args, countdown: float | None = None) -> None:

@@ -8,6 +8,7 @@ instead of surfacing as odd behaviour later.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -72,9 +73,10 @@ def env_float(
     default: float,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> float:
-    """Return the variable as a number, not below the minimum."""
+    """Return the variable as a number within the given bounds."""
     value = _raw(name, environ)
     if value is None or value == "":
         return default
@@ -86,6 +88,8 @@ def env_float(
         raise ImproperlyConfigured(f"{name} must be a finite number; got {value!r}")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}; got {number}")
     return number
 
 
@@ -113,12 +117,15 @@ def env_url(
     default: str,
     *,
     schemes: tuple[str, ...],
+    allow_empty: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """Return the variable if it is an absolute URL with one of the schemes."""
+    """Return the variable if it is an absolute URL with one of the schemes (or empty, if allowed)."""
     value = _raw(name, environ)
     if value is None or value == "":
         value = default
+    if allow_empty and value == "":
+        return value
     parts = urlsplit(value)
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
         raise ImproperlyConfigured(
@@ -159,3 +166,14 @@ def env_file_load(*, base_dir: Path, environ: MutableMapping[str, str] | None = 
     for name, value in values.items():
         environ.setdefault(name, value)
     return path
+def env_networks(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return a comma-separated list of IP addresses or networks (CIDR), each checked."""
+    items = env_list(name, default, environ=environ)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks like 10.0.0.0/8; got {item!r}"
+            ) from None
+    return items

@@ -30,6 +30,8 @@ WORKER_PREFIX = "dwvlist:worker:"  # + hostname: a live worker's heartbeat
 BEAT_PREFIX = "dwvlist:beat:"  # + host name:pid: a running beat's heartbeat
 SEND_BUCKET = "dwvlist:send:bucket"  # the token bucket of the sending rate, shared by all workers
 SEND_PAUSE = "dwvlist:send:pause"  # set while the provider asked every worker to wait (429)
+METRICS = "dwvlist:metrics"  # hash of the counters every process adds to, exported by /metrics
+CREDENTIALS_REFUSED = "dwvlist:log:credentials-refused"  # set for a minute after that error is logged
 DASHBOARD_KEY = "dwvlist:dashboard"  # cache key of the editor home's figures, counted by beat
 
 

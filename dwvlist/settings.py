@@ -21,9 +21,12 @@ from dwvlist.envvars import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_url,
 )
+from dwvlist.errors import sentry_init
+from dwvlist.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # BASE_DIR/.env (or ENV_FILE), when present, fills in what the environment leaves unset.
@@ -57,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "anymail",
     "dwvlist.apps.DwvlistConfig",
+    "dwvlist.audit",
     "subscriptions",
     "issues",
     "axes",
@@ -69,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dwvlist.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
@@ -248,6 +253,23 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Operating: metrics and error reports -----------------------------------------
+
+# /metrics answers only a scrape with "Authorization: Bearer <METRICS_TOKEN>"
+# or from an address in METRICS_ALLOWED_IPS; with neither set it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS", [])
+
+# Errors in web requests and Celery tasks go to Sentry when SENTRY_DSN is
+# set; nothing is loaded or sent otherwise.
+SENTRY_DSN = env_url("SENTRY_DSN", "", schemes=("http", "https"), allow_empty=True)
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0, maximum=1.0)
+if SENTRY_DSN:
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
+
 # --- Auth, sessions, security --------------------------------------------------
 
 LOGIN_URL = "/editor/login/"
@@ -328,10 +350,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True  # serves static/ without collectstatic in dev and tests
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# One JSON object per line in production; readable lines when developing.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ["json", "text"])
+# Readers' addresses appear in logs only as keyed hashes unless this is on (for debugging).
+LOG_PERSONAL_DATA = env_bool("LOG_PERSONAL_DATA", False)
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

@@ -2,14 +2,24 @@ from django.contrib import admin
 from django.urls import include, path
 
 from dwvlist import views
+from dwvlist.metrics import RedisCollector
+from issues.metrics import IssuesCollector
 from subscriptions import views as reader_views
+from subscriptions.metrics import SubscriptionsCollector
 
 admin.site.site_header = "dwvlist administration"
 
 urlpatterns = [
     path("", reader_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path(
+        "metrics",
+        views.metrics,
+        {"collectors": (RedisCollector(), IssuesCollector(), SubscriptionsCollector())},
+        name="metrics",
+    ),
     path("admin/", admin.site.urls),
+    path("editor/audit/", include("dwvlist.audit.urls")),
     path("editor/comments/", include("issues.comments.urls")),
     path("editor/subscribers/", include("subscriptions.staff.urls")),
     path("editor/", include("issues.urls")),

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import redis
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from dwvlist import heartbeat
+from dwvlist.audit.middleware import client_ip
+from dwvlist.metrics import MetricsRegistry, metrics_allowed
 
 
 @never_cache
@@ -44,3 +46,15 @@ def healthz(request):
         report["beat"] = {"status": "unknown", "error": "broker unreachable"}
     report["status"] = "ok" if healthy else "down"
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request, *, collectors):
+    """Answer the Prometheus text format to an allowed scraper; a 404 to anyone else."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    allowed = metrics_allowed(authorization=request.headers.get("Authorization", ""), client_ip=client_ip(request))
+    if not allowed:
+        raise Http404
+    return HttpResponse(generate_latest(MetricsRegistry(collectors)), content_type=CONTENT_TYPE_LATEST)

@@ -1,11 +1,17 @@
 from django.contrib import admin
 
+from dwvlist.audit.admin import AuditedAdmin
+from dwvlist.audit.models import AuditEntry
 from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.admin import ScalableAdmin
 
 
 @admin.register(Issue)
-class IssueAdmin(admin.ModelAdmin):
+class IssueAdmin(AuditedAdmin):
+    audit_created = AuditEntry.Action.ISSUE_CREATED
+    audit_changed = AuditEntry.Action.ISSUE_EDITED
+    audit_deleted = AuditEntry.Action.ISSUE_DELETED
+
     list_display = ["title", "status", "scheduled_at", "sent_at", "author"]
     list_filter = ["status", "lists", "sent_at"]
     search_fields = ["title", "subtitle", "byline"]

@@ -33,28 +33,73 @@ def issue_tracking_enabled(*, issue: Issue) -> bool:
     return issue.lists.filter(tracking_enabled=True).exists()
 
 
+def ledger_counts(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return each issue's ledger rows by status, and how many were reclaimed, from one pass over the ledger.
+
+    The one count behind the progress page, the report, the dashboard and
+    /metrics, so they always agree. Issues without rows get zeros.
+    """
+    statuses = [choice for choice, _ in Delivery.Status.choices]
+    zero = {**dict.fromkeys(statuses, 0), "reclaimed": 0}
+    counts = {issue_id: dict(zero) for issue_id in issue_ids}
+    if not issue_ids:
+        return counts
+    rows = (
+        Delivery.objects.filter(issue_id__in=issue_ids)
+        .values("issue_id")
+        .annotate(
+            **{status: Count("id", filter=Q(status=status)) for status in statuses},
+            reclaimed=Count("id", filter=Q(reclaimed_at__isnull=False)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        counts[row.pop("issue_id")] = row
+    return counts
+
+
+def ledger_summary(counts: dict[str, int]) -> dict[str, int]:
+    """Return the figures everyone shows, from an issue's ledger counts (see ledger_counts)."""
+    return {
+        "total": sum(n for status, n in counts.items() if status != "reclaimed"),
+        "sent": sum(counts[status] for status in _SENT_STATUSES),
+        "delivered": counts[Delivery.Status.DELIVERED],
+        "bounced": counts[Delivery.Status.BOUNCED],
+        "complained": counts[Delivery.Status.COMPLAINED],
+        "failed": counts[Delivery.Status.FAILED],
+        "skipped": counts[Delivery.Status.SKIPPED] + counts[Delivery.Status.CANCELLED],
+        "cancelled": counts[Delivery.Status.CANCELLED],
+        "pending": sum(counts[status] for status in _WAITING_STATUSES),
+        "deferred": counts[Delivery.Status.DEFERRED],
+        "reclaimed": counts["reclaimed"],
+    }
+
+
 def issue_report(*, issue: Issue) -> dict:
     """Return the issue's figures, counted from the delivery ledger."""
-    counts = issue.deliveries.aggregate(
-        recipients=Count("id"),
-        sent=Count("id", filter=Q(status__in=_SENT_STATUSES)),
-        delivered=Count("id", filter=Q(status=Delivery.Status.DELIVERED)),
-        bounced=Count("id", filter=Q(status=Delivery.Status.BOUNCED)),
-        complained=Count("id", filter=Q(status=Delivery.Status.COMPLAINED)),
-        failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
-        skipped=Count("id", filter=Q(status=Delivery.Status.SKIPPED)),
-        cancelled=Count("id", filter=Q(status=Delivery.Status.CANCELLED)),
-        waiting=Count("id", filter=Q(status__in=_WAITING_STATUSES)),
-        deferred=Count("id", filter=Q(status=Delivery.Status.DEFERRED)),
-        opened=Count("id", filter=Q(opened_at__isnull=False)),
-        clicked=Count("id", filter=Q(clicked_at__isnull=False)),
-    )
+    summary = ledger_summary(ledger_counts(issue_ids=[issue.pk])[issue.pk])
+    counts = {
+        "recipients": summary["total"],
+        "sent": summary["sent"],
+        "delivered": summary["delivered"],
+        "bounced": summary["bounced"],
+        "complained": summary["complained"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"] - summary["cancelled"],
+        "cancelled": summary["cancelled"],
+        "waiting": summary["pending"],
+        "deferred": summary["deferred"],
+    }
     counts["unsubscribed"] = Subscription.objects.filter(unsubscribe_issue=issue).count()
     counts["tracking"] = issue_tracking_enabled(issue=issue)
-    if not counts["tracking"]:
+    if counts["tracking"]:
         # Not recorded for lists without tracking; never shown either.
-        counts.pop("opened")
-        counts.pop("clicked")
+        counts.update(
+            issue.deliveries.aggregate(
+                opened=Count("id", filter=Q(opened_at__isnull=False)),
+                clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+            )
+        )
     return counts
 
 
@@ -106,21 +151,17 @@ DASHBOARD_ISSUES = 8
 def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
     """Return the last issues with their status and delivery figures from the ledger."""
     issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
-    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
-    for row in rows:
-        counts[row["issue_id"]][row["status"]] = row["n"]
-    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
+    counts = ledger_counts(issue_ids=[issue.pk for issue in issues])
     out = []
     for issue in issues:
-        by_status = counts[issue.pk]
+        summary = ledger_summary(counts[issue.pk])
         out.append(
             {
                 "issue": issue,
-                "recipients": sum(by_status.values()),
-                "sent": sum(by_status.get(s, 0) for s in accepted),
-                "failed": by_status.get(Delivery.Status.FAILED, 0),
-                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+                "recipients": summary["total"],
+                "sent": summary["sent"],
+                "failed": summary["failed"],
+                "bounced": summary["bounced"],
             }
         )
     return out

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
 from dwvlist.redis import progress_counts_key, progress_rate_key
 from issues.delivery.ledger import lanes_start, ledger_complete
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
+from issues.selectors import ledger_counts, ledger_summary
+
+log = logging.getLogger(__name__)
 
 
 def issue_freeze(*, issue: Issue) -> None:
@@ -28,6 +33,12 @@ def issue_freeze(*, issue: Issue) -> None:
     if not issue.slug:
         issue.slug = slugify(issue.title)[:120] or f"issue-{issue.pk}"
     issue.save(update_fields=["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "slug"])
+
+
+def _issue_audit(action: str, issue: Issue, *, user=None, summary: str = "") -> None:
+    """Record the action on the issue in the audit trail and the log."""
+    audit_record(action=action, object_id=issue.pk, summary=(summary or issue.title)[:500], user=user)
+    log.info("%s: issue %s", AuditEntry.Action(action).label, issue.pk, extra={"issue_id": issue.pk})
 
 
 def issue_send(*, issue: Issue, user=None) -> bool:
@@ -47,6 +58,7 @@ def issue_send(*, issue: Issue, user=None) -> bool:
             return False
         issue.refresh_from_db()
         issue_freeze(issue=issue)
+        _issue_audit(AuditEntry.Action.ISSUE_SENT, issue, user=user)
     ledger_complete(issue=issue)
     return True
 
@@ -63,6 +75,7 @@ def issue_schedule(*, issue: Issue, when: datetime, user=None) -> None:
     if updated != 1:
         raise ValidationError("Only a draft can be scheduled; this issue is already sending or sent.")
     issue.refresh_from_db()
+    _issue_audit(AuditEntry.Action.ISSUE_SCHEDULED, issue, user=user, summary=f"for {when.isoformat()}")
 
 
 def issue_unschedule(*, issue: Issue) -> bool:
@@ -71,6 +84,8 @@ def issue_unschedule(*, issue: Issue) -> bool:
         status=Issue.Status.DRAFT, scheduled_at=None, updated_at=timezone.now()
     )
     issue.refresh_from_db()
+    if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_UNSCHEDULED, issue)
     return updated == 1
 
 
@@ -89,6 +104,8 @@ def issue_pause(*, issue: Issue) -> bool:
         status=Issue.Status.PAUSED, updated_at=timezone.now()
     )
     issue.refresh_from_db()
+    if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_PAUSED, issue)
     return updated == 1
 
 
@@ -99,6 +116,7 @@ def issue_resume(*, issue: Issue) -> bool:
     )
     issue.refresh_from_db()
     if updated == 1:
+        _issue_audit(AuditEntry.Action.ISSUE_RESUMED, issue)
         transaction.on_commit(lambda: lanes_start(issue.pk))
     return updated == 1
 
@@ -113,6 +131,7 @@ def issue_cancel(*, issue: Issue) -> bool:
             Delivery.objects.filter(
                 issue_id=issue.pk, status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED]
             ).update(status=Delivery.Status.CANCELLED, updated_at=timezone.now())
+            _issue_audit(AuditEntry.Action.ISSUE_CANCELLED, issue)
     issue.refresh_from_db()
     return updated == 1
 
@@ -128,6 +147,7 @@ def issue_retry_failed(*, issue: Issue) -> int:
                 status=Issue.Status.SENDING, updated_at=timezone.now()
             )
             transaction.on_commit(lambda: lanes_start(issue.pk))
+            _issue_audit(AuditEntry.Action.ISSUE_RETRIED, issue, summary=f"{count} failed deliveries queued again")
     issue.refresh_from_db()
     return count
 
@@ -143,15 +163,6 @@ def issue_send_test(*, issue: Issue, addresses: list[str]) -> None:
 # readers a count takes about 0.3 s, and each open page asks every second.
 PROGRESS_REUSE_FACTOR = 10
 PROGRESS_REUSE_MAX_SECONDS = 5.0
-
-
-def _ledger_counts(issue_id: int) -> dict:
-    """Return the issue's ledger rows by status, and those reclaimed, from one pass over the ledger."""
-    statuses = [choice for choice, _ in Delivery.Status.choices]
-    return Delivery.objects.filter(issue_id=issue_id).aggregate(
-        **{status: Count("id", filter=Q(status=status)) for status in statuses},
-        reclaimed=Count("id", filter=Q(reclaimed_at__isnull=False)),
-    )
 
 
 def _progress_key(issue: Issue) -> str:
@@ -187,11 +198,16 @@ def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
     if shared:
         return shared
     started = time.monotonic()
-    counted = (timezone.now().timestamp(), _ledger_counts(issue.pk))
+    counted = (timezone.now().timestamp(), ledger_counts(issue_ids=[issue.pk])[issue.pk])
     reuse = min(PROGRESS_REUSE_MAX_SECONDS, (time.monotonic() - started) * PROGRESS_REUSE_FACTOR)
     if live and reuse >= 0.05:
         _cache_keep(key, counted, reuse)
     return counted
+
+
+def issue_progress_counts(*, issue: Issue) -> dict[str, int]:
+    """Return the issue's ledger rows by status (see selectors.ledger_counts), shared with its progress viewers."""
+    return dict(_ledger_counts_shared(issue)[1])
 
 
 def issue_progress(*, issue: Issue) -> dict:
@@ -202,13 +218,9 @@ def issue_progress(*, issue: Issue) -> dict:
     """
     issue.refresh_from_db(fields=["status", "started_at", "ledger_written_at"])
     counted_at, counts = _ledger_counts_shared(issue)
-    counts = dict(counts)
-    reclaimed = counts.pop("reclaimed")
-    total = sum(counts.values())
-    sent = sum(counts[s] for s in ("sent", "delivered", "bounced", "complained"))
-    failed = counts["failed"]
-    skipped = counts["skipped"] + counts["cancelled"]
-    pending = counts["pending"] + counts["claimed"] + counts["deferred"]
+    summary = ledger_summary(counts)
+    total, sent, failed = summary["total"], summary["sent"], summary["failed"]
+    skipped, pending = summary["skipped"], summary["pending"]
     key = progress_rate_key(_progress_key(issue))
     previous = _cached(key)  # (counted at, sent, rate) of an earlier count
     fresh = not previous or counted_at - previous[0] >= 0.5
@@ -230,8 +242,8 @@ def issue_progress(*, issue: Issue) -> dict:
         "failed": failed,
         "skipped": skipped,
         "pending": pending,
-        "deferred": counts["deferred"],
-        "reclaimed": reclaimed,
+        "deferred": summary["deferred"],
+        "reclaimed": summary["reclaimed"],
         "rate_per_second": round(rate, 1),
         "eta_seconds": round(pending / rate) if rate > 0 and pending and issue.status == "sending" else None,
         "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),

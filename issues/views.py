@@ -17,6 +17,8 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dwvlist.access import editor_required
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
 from issues.delivery.ledger import issue_recipient_count
@@ -55,6 +57,8 @@ def _form_page(request, *, issue: Issue | None):
                 saved.author = request.user
             saved.save()
             form.save_m2m()
+            action = AuditEntry.Action.ISSUE_EDITED if issue is not None else AuditEntry.Action.ISSUE_CREATED
+            audit_record(action=action, object_id=saved.pk, summary=f"{saved.title}: {', '.join(form.changed_data)}")
         if form.cleaned_data.get("scheduled_at") and saved.status == Issue.Status.DRAFT:
             messages.info(request, "Saved. Confirm the send time to schedule the issue.")
             return redirect("editor:issue_schedule", issue_id=saved.pk)

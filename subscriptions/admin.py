@@ -18,6 +18,8 @@ from django.db.models.functions import Lower
 from django.shortcuts import redirect
 from django.utils.functional import cached_property
 
+from dwvlist.audit.admin import AuditedAdmin
+from dwvlist.audit.models import AuditEntry
 from subscriptions import services
 from subscriptions.addresses import email_hash, email_normalize
 from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription, Suppression
@@ -51,14 +53,18 @@ class EstimatedCountPaginator(Paginator):
         return estimate
 
 
-class ScalableAdmin(admin.ModelAdmin):
+class ScalableAdmin(AuditedAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
 
 
 @admin.register(MailingList)
-class MailingListAdmin(admin.ModelAdmin):
+class MailingListAdmin(AuditedAdmin):
+    audit_created = AuditEntry.Action.LIST_CREATED
+    audit_changed = AuditEntry.Action.LIST_CHANGED
+    audit_deleted = AuditEntry.Action.LIST_DELETED
+
     list_display = ["name", "slug", "from_email", "is_public", "archive_enabled", "tracking_enabled", "double_opt_in"]
     list_filter = ["is_public", "archive_enabled", "tracking_enabled", "double_opt_in"]
     search_fields = ["name", "slug", "from_email"]
@@ -143,6 +149,12 @@ class SubscriberAdmin(ScalableAdmin):
     inlines = [SubscriptionInline]
     actions = ["unsubscribe_all", "resend_confirmation", "erase"]
     ordering = ["-id"]
+    audit_created = AuditEntry.Action.SUBSCRIBER_ADDED
+    audit_changed = AuditEntry.Action.SUBSCRIBER_CHANGED
+    audit_deleted = AuditEntry.Action.SUBSCRIBER_DELETED
+
+    def audit_summary(self, obj) -> str:
+        return f"subscriber {obj.pk}"  # never the address: the trail outlives an erasure
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().lower()
@@ -197,6 +209,20 @@ class SubscriptionAdmin(ScalableAdmin):
     raw_id_fields = ["subscriber", "unsubscribe_issue"]
     list_select_related = ["subscriber", "mailing_list"]
     ordering = ["-id"]
+    audit_created = AuditEntry.Action.SUBSCRIBER_ADDED
+    audit_changed = AuditEntry.Action.SUBSCRIBER_CHANGED
+    audit_deleted = AuditEntry.Action.SUBSCRIBER_CHANGED
+    audit_roles_fields = ("status",)  # a status set by hand: unsubscribed, or active again
+    audit_roles_changed = AuditEntry.Action.SUBSCRIBER_UNSUBSCRIBED
+
+    def audit_summary(self, obj) -> str:
+        return f"subscriber {obj.subscriber_id} on list {obj.mailing_list_id}: {obj.status}"
+
+    def save_related(self, request, form, formsets, change):
+        if change and "status" in form.changed_data and form.instance.status != Subscription.Status.UNSUBSCRIBED:
+            form.changed_data.remove("status")  # recorded as a change, not as an unsubscribe
+            form.changed_data.append("status set by hand")
+        super().save_related(request, form, formsets, change)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().lower()
@@ -214,6 +240,12 @@ class SuppressionAdmin(ScalableAdmin):
     search_help_text = "A whole address; erased addresses are found by their hash."
     fields = ["email", "reason", "note", "created_at"]
     readonly_fields = ["created_at"]
+    audit_created = AuditEntry.Action.SUBSCRIBER_SUPPRESSED
+    audit_changed = AuditEntry.Action.SUBSCRIBER_SUPPRESSED
+    audit_deleted = AuditEntry.Action.SUBSCRIBER_UNSUPPRESSED
+
+    def audit_summary(self, obj) -> str:
+        return f"suppression {obj.pk} ({obj.get_reason_display().lower()})"
 
     def get_readonly_fields(self, request, obj=None):
         # The hash is the row's identity: an existing entry's address cannot change.
@@ -261,3 +293,6 @@ class ImportJobAdmin(ScalableAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def audit_summary(self, obj) -> str:
+        return f"import {obj.pk}"

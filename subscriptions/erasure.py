@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -9,6 +10,8 @@ from django.db.models.functions import Lower
 
 from subscriptions.addresses import email_hash
 from subscriptions.models import Subscriber, Suppression
+
+log = logging.getLogger(__name__)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -93,4 +96,7 @@ def subscribers_erase(*, subscriber_ids: list[int]) -> int:
             ignore_conflicts=True,
         )
         Subscriber.objects.filter(pk__in=ids).delete()
+    log.info(
+        "%d readers erased: only keyed hashes stay, on the suppression list", len(ids), extra={"readers": len(ids)}
+    )
     return len(ids)

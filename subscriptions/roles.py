@@ -21,6 +21,7 @@ ADMIN_PERMISSIONS = [
     ("subscriptions", "importjob", ["view"]),
     ("auth", "user", ["add", "change", "delete", "view"]),
     ("auth", "group", ["view"]),
+    ("audit", "auditentry", ["view"]),
 ]
 ROLES = {"Editors": EDITOR_PERMISSIONS, "Admins": ADMIN_PERMISSIONS}
 
@@ -32,8 +33,11 @@ def roles_ensure(apps) -> None:
     """
     from django.contrib.auth.management import create_permissions
 
-    for label in ("auth", "issues", "subscriptions"):
-        app_config = apps.get_app_config(label)
+    for label in ("auth", "audit", "issues", "subscriptions"):
+        try:
+            app_config = apps.get_app_config(label)
+        except LookupError:
+            continue  # an app whose first migration has not run yet; it calls this again
         had_module = getattr(app_config, "models_module", None)
         # The migration state's app configs lack models_module, which
         # create_permissions checks before doing anything.

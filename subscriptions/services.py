@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from django.utils import timezone
 
 from dwvlist.celery import task_queue
 from dwvlist.emails import email_send, sender_address
+from dwvlist.logs import log_address
+from dwvlist.metrics import metric_add
 from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
@@ -24,6 +27,8 @@ from subscriptions.tokens import (
     confirmation_token_read,
     unsubscribe_token_read,
 )
+
+log = logging.getLogger(__name__)
 
 
 def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep_address: bool = True) -> Suppression:
@@ -37,7 +42,7 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
         return existing
     try:
         with transaction.atomic():
-            return Suppression.objects.create(
+            added = Suppression.objects.create(
                 email_hash=key,
                 email=email if keep_address else "",
                 reason=reason,
@@ -46,6 +51,19 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
             )
     except IntegrityError:  # another process suppressed it at the same moment
         return Suppression.objects.get(email_hash=key)
+    suppression_added_report(email=email, suppression=added)
+    return added
+
+
+def suppression_added_report(*, email: str, suppression: Suppression) -> None:
+    """Log the address (hashed, unless LOG_PERSONAL_DATA) put on the suppression list, and why; count it."""
+    log.info(
+        "suppressed %s: %s",
+        log_address(email),
+        suppression.get_reason_display().lower(),
+        extra={"reason": suppression.reason, "note": suppression.note, "event_id": suppression.event_id},
+    )
+    metric_add("dwvlist_suppressions_added", reason=suppression.reason)
 
 
 def suppression_exists(*, email: str) -> bool:

@@ -56,6 +56,8 @@ ADMINS_ONLY = {"editor": 403}
 MATRIX: dict[str, Case] = {
     "home": public(),
     "healthz": public(status=503),  # no worker runs in these tests
+    "metrics": public(status=404),  # no METRICS_TOKEN or METRICS_ALLOWED_IPS: hidden from everyone
+    "audit:entries": staff(**ADMINS_ONLY),
     "admin:*": staff(editor=403, admin=200),
     # Subscribers: admins only.
     "staff:import": staff(**ADMINS_ONLY),

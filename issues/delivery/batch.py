@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
+from dwvlist.logs import log_context_add
 from issues.delivery import ratelimit
 
 # --- Claiming ---------------------------------------------------------------------------
@@ -31,6 +32,7 @@ from issues.delivery import ratelimit
 from issues.delivery.claims import OPEN_STATUSES, _batch_claim, _is_one_of, issue_mark_alive
 from issues.delivery.messages import envelope_for, issue_primary_list, list_headers_template, recipient_for
 from issues.delivery.record import BatchResult, _defer_all, _record, _skipped_record
+from issues.delivery.reporting import batch_deferred_report, issue_finished_report
 from issues.delivery.transports import transport_for_settings
 from issues.delivery.transports.base import SENT, BatchDeferred
 from issues.models import Delivery, Issue
@@ -118,12 +120,15 @@ def issue_finish_if_done(*, issue_id: int) -> bool:
     """Mark a sending issue sent once its ledger is written and no row is pending, claimed or deferred."""
     if Delivery.objects.filter(issue_id=issue_id, status__in=OPEN_STATUSES).exists():
         return False
-    return (
+    finished = (
         Issue.objects.filter(pk=issue_id, status=Issue.Status.SENDING, ledger_written_at__isnull=False).update(
             status=Issue.Status.SENT, sent_at=timezone.now()
         )
         == 1
     )
+    if finished:
+        issue_finished_report(issue_id=issue_id)
+    return finished
 
 
 def next_due_in(*, issue_id: int) -> float | None:
@@ -160,10 +165,11 @@ def batch_send(*, issue_id: int) -> BatchResult:
     size = ratelimit.batch_size_for_rate(min(settings.SEND_BATCH_SIZE, transport.max_batch))
     token = uuid.uuid4().hex
     claim_started = time.monotonic()
+    log_context_add(batch=token[:12], provider=transport.name)
     rows = _batch_claim(issue, size, token)
     if not rows:
         return _nothing_claimed(issue)
-    result = BatchResult(claimed=len(rows))
+    result = BatchResult(claimed=len(rows), batch=token[:12], provider=transport.name)
     eligible, skipped = _eligible(issue, rows)
     if skipped:
         _skipped_record(token, skipped)
@@ -198,6 +204,7 @@ def batch_send(*, issue_id: int) -> BatchResult:
         try:
             outcomes = transport.send(envelope=envelope, recipients=recipients)
         except BatchDeferred as exc:
+            batch_deferred_report(exc=exc, readers=len(recipients))
             if exc.retry_after:
                 ratelimit.provider_pause(seconds=exc.retry_after)
             result.deferred += _defer_all(token, exc.reason)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import redis
 from django.conf import settings
 from django.db import connection, transaction
@@ -12,6 +15,8 @@ from dwvlist.celery import task_queue
 from dwvlist.redis import issue_ledger_key, redis_client
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscriber, Subscription, Suppression
+
+log = logging.getLogger(__name__)
 
 
 def ledger_mark_alive(*, issue_id: int) -> None:
@@ -120,7 +125,7 @@ def ledger_write(*, issue: Issue, on_first_chunk=None) -> int:
     list_ids = list(issue.lists.values_list("id", flat=True))
     if not list_ids:
         return 0
-    now = timezone.now()
+    now, started = timezone.now(), time.monotonic()
     bounds = Subscriber.objects.aggregate(low=Min("id"), high=Max("id"))
     low, high = bounds["low"] or 0, bounds["high"] or -1
     added = 0
@@ -146,6 +151,13 @@ def ledger_write(*, issue: Issue, on_first_chunk=None) -> int:
             on_first_chunk = None
         if chunk_high > high:
             _ledger_stop_if_cancelled(issue)
+            seconds = round(time.monotonic() - started, 3)
+            log.info(
+                "ledger written: %d readers in %.2f s",
+                added,
+                seconds,
+                extra={"issue_id": issue.pk, "readers": added, "seconds": seconds},
+            )
             return added
         chunk_low = chunk_high
 

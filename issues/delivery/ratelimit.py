@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from dwvlist.redis import SEND_BUCKET, SEND_PAUSE, redis_client
+from issues.delivery.reporting import provider_pause_report
 
 # Reserve `want` tokens; return the seconds to wait before using them.
 _RESERVE = """
@@ -54,6 +55,7 @@ def provider_pause(*, seconds: float) -> None:
     current = client.pttl(SEND_PAUSE)
     if current is None or current < seconds * 1000:
         client.set(SEND_PAUSE, "1", px=int(seconds * 1000))
+        provider_pause_report(seconds=seconds)
 
 
 def provider_pause_remaining() -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from issues.delivery.claims import _is_one_of
 from issues.delivery.transports.base import PERMANENT, SENT
 from issues.models import Delivery, Issue, SentMessage
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class BatchResult:
@@ -23,6 +26,8 @@ class BatchResult:
     skipped: int = 0
     wait: float = 0.0  # seconds until work may be available (rate limit, retries)
     done: bool = False  # the issue has nothing left to send
+    batch: str = ""  # the claim token's first characters, naming the batch in logs
+    provider: str = ""
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -65,6 +70,7 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
             result.failed += claimed.filter(id__in=ids).update(
                 status=Delivery.Status.FAILED, last_error=error, claim_token="", claimed_at=None, updated_at=now
             )
+            log.warning("readers failed: %s", error, extra={"readers": len(ids)})
         if transient:
             max_attempts = settings.SEND_MAX_ATTEMPTS
             attempts_of = dict(claimed.filter(id__in=list(transient)).values_list("id", "attempts"))
@@ -75,6 +81,10 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
                 )
                 result.failed += failed
                 result.deferred += deferred
+                if failed:
+                    log.warning("readers failed after %d attempts: %s", attempts, error, extra={"readers": failed})
+                elif deferred:
+                    log.info("readers deferred: %s", error, extra={"readers": deferred, "attempts": attempts})
     for delivery_id, outcome in permanent.items():
         if outcome.suppress and delivery_id in emails:
             suppression_add(email=emails[delivery_id], reason="rejected", note=outcome.error)

@@ -7,6 +7,7 @@ so tasks already queued in a running deployment still run after an upgrade.
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -21,9 +22,14 @@ def send_batch(issue_id: int) -> dict:
     Late acknowledgement: a worker killed mid-batch leaves the message in the
     broker for another worker; the ledger's claim keeps that from sending twice.
     """
+    from dwvlist.logs import log_context_add
     from issues.delivery.batch import batch_send
+    from issues.delivery.reporting import batch_report
 
+    log_context_add(issue_id=issue_id)
+    started = time.monotonic()
     result = batch_send(issue_id=issue_id)
+    batch_report(result=result, seconds=time.monotonic() - started)
     if result.done:
         return result.__dict__
     if result.claimed:

@@ -22,6 +22,7 @@ import re
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
+from dwvlist.metrics import metric_add, metric_observe
 from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
 from subscriptions.models import MailingList
 
@@ -162,7 +163,7 @@ def event_record(*, provider: str, event, tracking_lists: set[int] | None = None
     description = " ".join(part for part in (event.description, event.mta_response) if part)
     try:
         with transaction.atomic():
-            return DeliveryEvent.objects.create(
+            stored = DeliveryEvent.objects.create(
                 provider=provider[:40],
                 event_id=key,
                 event_type=event_type[:40],
@@ -176,3 +177,13 @@ def event_record(*, provider: str, event, tracking_lists: set[int] | None = None
             )
     except IntegrityError:  # a replay: the unique constraint says we have it
         return None
+    event_stored_report(event=stored)
+    return stored
+
+
+def event_stored_report(*, event: DeliveryEvent) -> None:
+    """Count the stored event by type, and how long after it happened it reached us."""
+    metric_add("dwvlist_webhook_events", provider=event.provider, event_type=event.event_type)
+    if event.occurred_at is not None:
+        lag = max(0.0, (event.received_at - event.occurred_at).total_seconds())
+        metric_observe("dwvlist_webhook_event_lag_seconds", lag, provider=event.provider)

@@ -21,18 +21,37 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpResponseBadRequest, HttpResponseForbidden
 
+from dwvlist.metrics import metric_add, metric_observe
 from issues.feedback.events import event_record, provider_name, tracking_list_ids
 from issues.feedback.rules import event_apply, events_queue
 
 logger = logging.getLogger(__name__)
 
 
+def webhook_request_report(*, provider: str, budget: _Budget, status: int) -> None:
+    """Log one webhook request: its events, those stored (not replays), applied here and queued; count it."""
+    seconds = time.monotonic() - budget.started
+    figures = {"events": budget.events, "stored": budget.stored, "applied": budget.applied}
+    logger.info(
+        "%s webhook: %d events, %d new, %d applied, %d queued in %.3f s",
+        provider,
+        *figures.values(),
+        len(budget.deferred),
+        seconds,
+        extra={**figures, "queued": len(budget.deferred), "seconds": round(seconds, 4), "status": status},
+    )
+    metric_add("dwvlist_webhook_requests", provider=provider)
+    metric_observe("dwvlist_webhook_request_duration_seconds", seconds, provider=provider)
+
+
 class _Budget:
     """The current request's time for inline effects, and the events left over."""
 
     def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
         self.deferred: list[int] = []
+        self.events = self.stored = self.applied = 0  # for the request's log line
         self._tracking_lists: set[int] | None = None
 
     def tracking_lists(self) -> set[int]:
@@ -98,6 +117,7 @@ def strict_view(view_class: type):
                 _budget.reset(token)
             if budget.deferred:
                 _deferred_queue(budget.deferred)
+            webhook_request_report(provider=provider_name(self.esp_name), budget=budget, status=response.status_code)
             return response
 
     StrictWebhookView.__name__ = f"Strict{view_class.__name__}"
@@ -111,6 +131,8 @@ def tracking_received(sender, event, esp_name, **kwargs) -> None:
     budget = _budget.get()
     tracking_lists = budget.tracking_lists() if budget is not None else None
     stored = event_record(provider=provider_name(esp_name), event=event, tracking_lists=tracking_lists)
+    if budget is not None:
+        budget.events, budget.stored = budget.events + 1, budget.stored + (stored is not None)
     if stored is None:
         return
     if budget is not None and not budget.allows():
@@ -118,6 +140,8 @@ def tracking_received(sender, event, esp_name, **kwargs) -> None:
         return
     try:
         event_apply(event_id=stored.pk, event=stored)
+        if budget is not None:
+            budget.applied += 1
     except Exception:
         # The event is stored; answer 200 and let a worker retry the effects.
         logger.exception("Applying %s event %s failed; queued", esp_name, stored.pk)

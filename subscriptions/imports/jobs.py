@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from subscriptions.files import file_delete, file_local_copy, file_store
 from subscriptions.imports.parsing import _column_index, _open
 from subscriptions.imports.writing import _chunks_write, _Superseded
@@ -30,6 +33,8 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.services import confirmation_mails_queue
+
+log = logging.getLogger(__name__)
 
 IMPORT_MAX_BYTES = 100 * 1024 * 1024
 IMPORT_MAX_ROWS = 1_000_000
@@ -95,7 +100,7 @@ def import_job_create(
     if lists_column:
         _column_index(header, lists_column, label="lists")
     stored_name = file_store(source=source, prefix="imports") if copy else ""
-    return ImportJob.objects.create(
+    job = ImportJob.objects.create(
         mailing_list=mailing_list,
         created_by=created_by,
         file_name=Path(file_name).name[:255],
@@ -107,6 +112,10 @@ def import_job_create(
         name_column=name_column,
         lists_column=lists_column,
     )
+    summary = f"{job.file_name} ({size} bytes) into {mailing_list.slug}, consent: {consent}"
+    audit_record(action=AuditEntry.Action.IMPORT_STARTED, object_id=job.pk, summary=summary, user=created_by)
+    log.info("import queued: %s", summary, extra={"import_id": job.pk, "list": mailing_list.slug})
+    return job
 
 
 def _rows_count(path: str) -> int:
@@ -127,6 +136,7 @@ def _job_fail(job: ImportJob, message: str) -> ImportJob:
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.FAILED, error=message[:2000], finished_at=timezone.now()
     )
+    log.warning("import failed: %s", message, extra={"import_id": job.pk})
     job.refresh_from_db()
     return job
 
@@ -195,6 +205,15 @@ def _job_continue(job: ImportJob, *, max_seconds: float | None, chunk_rows: int)
     )
     _file_discard(job)
     job.refresh_from_db()
+    log.info(
+        "import finished: %d rows, %d imported, %d already there, %d unsubscribed or suppressed, %d bad",
+        job.processed_rows,
+        job.imported_count,
+        job.existing_count,
+        job.unsubscribed_count + job.suppressed_count,
+        job.bad_count,
+        extra={"import_id": job.pk, "list": job.mailing_list.slug, "confirmations": job.confirmations_queued},
+    )
     return job
 
 

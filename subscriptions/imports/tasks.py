@@ -18,8 +18,10 @@ IMPORT_TASK_SECONDS = 120
 @shared_task(name="subscriptions.import_tasks.import_job_process", acks_late=True, reject_on_worker_lost=True)
 def import_job_process(job_id: int) -> None:
     """Import the job's file from where it stopped; queue the rest if time ran out."""
+    from dwvlist.logs import log_context_add
     from subscriptions.imports.jobs import import_job_run
 
+    log_context_add(import_id=job_id)
     job = import_job_run(job_id=job_id, max_seconds=IMPORT_TASK_SECONDS)
     if job.unfinished:
         import_job_process.delay(job_id)

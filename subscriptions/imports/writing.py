@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from dwvlist.metrics import metric_add
 from subscriptions.imports.parsing import _Chunk, _chunks, _Row, _validation_pool
 from subscriptions.models import (
     ImportJob,
@@ -19,6 +21,8 @@ from subscriptions.models import (
     Subscription,
     Suppression,
 )
+
+log = logging.getLogger(__name__)
 
 _IN_BATCH = 500  # stays under SQLite's limit on query parameters
 
@@ -217,6 +221,20 @@ def _chunk_commit(job: ImportJob, chunk: _Chunk) -> None:
         if updated != 1:
             raise _Superseded
     job.processed_rows = chunk.end
+    import_chunk_report(job=job, chunk=chunk, counts=counts)
+
+
+def import_chunk_report(*, job: ImportJob, chunk: _Chunk, counts: _Counts) -> None:
+    """Log a committed chunk with what became of its rows, and count them (this may run on the writer thread)."""
+    figures = {"imported": counts.imported, "existing": counts.existing, "bad": len(chunk.errors)}
+    log.info(
+        "import chunk committed: rows %d to %d, %d imported, %d already there, %d bad",
+        chunk.start + 1,
+        chunk.end,
+        *figures.values(),
+        extra={"import_id": job.pk, "rows": chunk.end - chunk.start, **figures, "suppressed": counts.suppressed},
+    )
+    metric_add("dwvlist_import_rows", chunk.end - chunk.start)
 
 
 def _chunk_commit_apart(job: ImportJob, chunk: _Chunk) -> None:

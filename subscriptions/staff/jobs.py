@@ -12,6 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dwvlist.access import subscribers_read_required, subscribers_required
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from subscriptions.files import files_storage
 from subscriptions.models import StaffJob
 from subscriptions.staff.views import ExportForm
@@ -77,6 +79,7 @@ def job_download(request, job_id: int):
         handle = files_storage().open(job.stored_name, "rb")
     except FileNotFoundError:
         raise Http404("The export's file is gone; start the export again.") from None
+    audit_record(action=AuditEntry.Action.EXPORT_DOWNLOADED, object_id=job.pk, summary=job.file_name)
     response = FileResponse(handle, as_attachment=True, filename=job.file_name, content_type="text/csv; charset=utf-8")
     response["Content-Length"] = str(job.file_size)
     response["Cache-Control"] = "no-store"

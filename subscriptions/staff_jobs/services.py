@@ -17,6 +17,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
 from subscriptions.models import MailingList, StaffJob
 
@@ -39,8 +41,26 @@ def staff_job_bulk_create(*, kind: str, subscriber_ids: list[int], user) -> Staf
         raise ValueError(f"not a bulk action: {kind}")
     ids = sorted(set(subscriber_ids))[:BULK_MAX_READERS]
     job = StaffJob.objects.create(kind=kind, subscriber_ids=ids, total=len(ids), created_by=user)
+    _bulk_audit(job=job, user=user)
     transaction.on_commit(lambda: task_queue(_RUN_TASK, job.pk))
     return job
+
+
+_BULK_AUDITED = {
+    StaffJob.Kind.ERASE: AuditEntry.Action.SUBSCRIBER_ERASED,
+    StaffJob.Kind.UNSUBSCRIBE: AuditEntry.Action.SUBSCRIBER_UNSUBSCRIBED,
+}
+
+
+def _bulk_audit(*, job: StaffJob, user) -> None:
+    """Record who erased or unsubscribed which readers: one entry per action, naming the job that holds them all."""
+    action = _BULK_AUDITED.get(job.kind)
+    if action is None:
+        return  # resending confirmations changes nothing about anyone
+    ids = job.subscriber_ids
+    shown = ", ".join(map(str, ids[:20])) + (", …" if len(ids) > 20 else "")
+    summary = f"{len(ids)} reader{'s' if len(ids) != 1 else ''} by staff job {job.pk}: {shown}"
+    audit_record(action=action, object_id=ids[0] if len(ids) == 1 else "", summary=summary, user=user)
 
 
 def staff_job_take(*, job_id: int) -> StaffJob | None:

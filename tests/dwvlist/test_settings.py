@@ -72,6 +72,12 @@ def _django_check(env_overrides: dict[str, str], *args: str) -> subprocess.Compl
         ({"DEBUG": "1", "REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"DEBUG": "0"}, "SECRET_KEY"),
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"DEBUG": "1", "LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"DEBUG": "1", "LOG_PERSONAL_DATA": "perhaps"}, "LOG_PERSONAL_DATA"),
+        ({"DEBUG": "1", "METRICS_ALLOWED_IPS": "10.0.0.0/8,not-an-address"}, "METRICS_ALLOWED_IPS"),
+        ({"DEBUG": "1", "METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+        ({"DEBUG": "1", "SENTRY_DSN": "sentry.example.org/1"}, "SENTRY_DSN"),
+        ({"DEBUG": "1", "SENTRY_TRACES_SAMPLE_RATE": "2"}, "SENTRY_TRACES_SAMPLE_RATE"),
     ],
 )
 def test_start_up_stops_with_a_message_naming_the_bad_variable(overrides, named):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from dwvlist.audit.models import AuditEntry
+from dwvlist.audit.services import audit_record
 from issues.delivery.ledger import ledger_write
 from issues.models import Comment, Delivery, Issue
 from issues.services import issue_freeze
@@ -131,6 +133,8 @@ def test_editor_pages_have_no_serious_accessibility_violations(axe_available, jo
         created_by=admin,
     )
 
+    audit_record(action=AuditEntry.Action.LIST_CHANGED, object_id=news.pk, summary="News: tracking_enabled", user=admin)
+
     journey.goto("/editor/login/", "login")
     journey.accessibility_check("login")
     journey.login(username="admin", password=PASSWORD)
@@ -148,6 +152,8 @@ def test_editor_pages_have_no_serious_accessibility_violations(axe_available, jo
         (f"/editor/comments/{comment.pk}/", "comment"),
         ("/editor/subscribers/import/", "import page"),
         (f"/editor/subscribers/import/{job.pk}/", "import job"),
+        ("/editor/audit/", "audit trail"),
+        ("/editor/audit/?action=list.changed&actor=admin", "audit trail, filtered"),
     ]:
         response = journey.goto(path, label)
         assert response.status == 200, f"{label}: {path} answered {response.status}"

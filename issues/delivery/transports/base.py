@@ -57,10 +57,11 @@ class Outcome:
 class BatchDeferred(Exception):
     """The whole batch could not be sent now; retry it later."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, *, retry_after: float | None = None, credentials_refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.credentials_refused = credentials_refused  # an operator must fix the settings
 
 
 class CallRefused(Exception):
@@ -97,7 +98,8 @@ def http_failure(status: int | None, response, detail: str) -> BatchDeferred | N
                 retry_after = float(response.headers.get("Retry-After", "") or 30)
             except ValueError:
                 retry_after = 30.0
-        return BatchDeferred(f"provider answered {status or 'nothing'}: {detail[:300]}", retry_after=retry_after)
+        reason = f"provider answered {status or 'nothing'}: {detail[:300]}"
+        return BatchDeferred(reason, retry_after=retry_after, credentials_refused=status in (401, 403))
     return None
 
 

@@ -61,7 +61,8 @@ class SmtpTransport(Transport):
         try:
             conn = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
-            raise BatchDeferred(f"SMTP connection failed: {exc}") from exc
+            refused = isinstance(exc, smtplib.SMTPAuthenticationError)
+            raise BatchDeferred(f"SMTP connection failed: {exc}", credentials_refused=refused) from exc
         template = MessageTemplate(
             from_header=from_header(envelope),
             subject_header=subject_header(envelope),
