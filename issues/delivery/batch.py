@@ -9,6 +9,7 @@ by the reaper after SEND_CLAIM_TIMEOUT and marked as possibly sent twice.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -32,10 +33,12 @@ from issues.delivery.claims import OPEN_STATUSES, _batch_claim, _is_one_of, issu
 from issues.delivery.messages import envelope_for, issue_primary_list, list_headers_template, recipient_for
 from issues.delivery.record import BatchResult, _defer_all, _record, _skipped_record
 from issues.delivery.transports import transport_for_settings
-from issues.delivery.transports.base import SENT, BatchDeferred
+from issues.delivery.transports.base import SENT, BatchDeferred, build_failure
 from issues.models import Delivery, Issue
 from subscriptions.addresses import email_hash
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+
+log = logging.getLogger(__name__)
 
 
 def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
@@ -61,10 +64,13 @@ def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
     }
 
 
-def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
+def _eligible(
+    issue: Issue, rows: list[tuple], names: dict[int, str] | None = None
+) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
     """Re-check the claimed rows against subscriptions and suppressions as they are now.
 
-    Return ({delivery_id: (list_id, current email)}, {delivery_id: reason skipped}).
+    Return ({delivery_id: (list_id, current email)}, {delivery_id: reason skipped});
+    fill `names` with each reader's name by subscriber id.
     """
     list_ids = list(issue.lists.values_list("id", flat=True))
     subscriber_ids = [row[1] for row in rows if row[1]]
@@ -78,7 +84,7 @@ def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str
         in_lists, list_params = _is_one_of("x.mailing_list_id", list_ids)
         in_ids, id_params = _is_one_of("s.id", subscriber_ids)
         sql = f"""
-            SELECT s.id, s.email, x.mailing_list_id
+            SELECT s.id, s.email, x.mailing_list_id, s.name
               FROM {subscriber} s
               LEFT JOIN {subscription} x
                 ON x.subscriber_id = s.id AND x.status = 'active' AND {in_lists}
@@ -86,8 +92,10 @@ def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str
         """  # noqa: S608 (table names from the models, values as parameters)
         with connection.cursor() as cursor:
             cursor.execute(sql, [*list_params, *id_params])
-            for subscriber_id, email, list_id in cursor.fetchall():
+            for subscriber_id, email, list_id, name in cursor.fetchall():
                 emails[subscriber_id] = email
+                if names is not None:
+                    names[subscriber_id] = name
                 if list_id is not None:
                     active.setdefault(subscriber_id, []).append(list_id)
     suppressed = _suppressed(issue, emails)
@@ -163,7 +171,8 @@ def batch_send(*, issue_id: int) -> BatchResult:
     if not rows:
         return _nothing_claimed(issue)
     result = BatchResult(claimed=len(rows))
-    eligible, skipped = _eligible(issue, rows)
+    names: dict[int, str] = {}
+    eligible, skipped = _eligible(issue, rows, names)
     if skipped:
         _skipped_record(token, skipped)
         result.skipped = len(skipped)
@@ -174,27 +183,41 @@ def batch_send(*, issue_id: int) -> BatchResult:
         lists = {m.pk: m for m in MailingList.objects.filter(pk__in={v[0] for v in eligible.values()})}
         templates = {pk: list_headers_template(mailing_list) for pk, mailing_list in lists.items()}
         claimed = {row[0]: row for row in rows}
-        recipients = [
-            recipient_for(
-                issue=issue,
-                delivery_id=delivery_id,
-                subscriber_id=claimed[delivery_id][1],
-                email=email,
-                mailing_list=lists[list_id],
-                headers_template=templates[list_id],
-                nonce=token[:12],
-            )
-            for delivery_id, (list_id, email) in eligible.items()
-        ]
+        recipients, unbuilt = [], {}
+        for delivery_id, (list_id, email) in eligible.items():
+            subscriber_id = claimed[delivery_id][1]
+            try:
+                recipients.append(
+                    recipient_for(
+                        issue=issue,
+                        delivery_id=delivery_id,
+                        subscriber_id=subscriber_id,
+                        email=email,
+                        mailing_list=lists[list_id],
+                        headers_template=templates[list_id],
+                        nonce=token[:12],
+                        name=names.get(subscriber_id, ""),
+                    )
+                )
+            except Exception as exc:  # one reader's bad data fails that reader, never the batch
+                unbuilt[delivery_id] = build_failure(exc)
         envelope = envelope_for(issue, issue_primary_list(issue))
         try:
-            outcomes = transport.send(envelope=envelope, recipients=recipients)
+            outcomes = transport.send(envelope=envelope, recipients=recipients) if recipients else {}
         except BatchDeferred as exc:
             if exc.retry_after:
                 ratelimit.provider_pause(seconds=exc.retry_after)
             result.deferred += _defer_all(token, exc.reason)
             issue_mark_alive(issue_id=issue_id)
             return result
+        except Exception as exc:
+            # A fault of our own while sending: the rows wait for a retry (and fail after
+            # SEND_MAX_ATTEMPTS) instead of being claimed, crashing and reaped for ever.
+            log.exception("issue %s: batch %s failed while sending", issue_id, token)
+            result.deferred += _defer_all(token, f"internal error while sending: {type(exc).__name__}: {exc}")
+            issue_mark_alive(issue_id=issue_id)
+            return result
+        outcomes = {**unbuilt, **outcomes}
         changed = {
             delivery_id: (list_id, email)
             for delivery_id, (list_id, email) in eligible.items()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from issues.delivery.mime import address_encode, header_encode
+from issues.delivery.mime import address_display
 from issues.delivery.ratelimit import provider_pause
 from issues.rendering import rendered_personalize
 
@@ -29,6 +29,7 @@ class Recipient:
     preferences_url: str
     headers: dict[str, str]  # List-* headers for this reader's list
     metadata: dict[str, str]
+    name: str = ""  # the reader's name, as they typed it, for the To header
 
 
 @dataclass
@@ -158,8 +159,15 @@ def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
 
 
 def from_header(envelope: Envelope) -> str:
-    return address_encode(envelope.from_name, envelope.from_email)
+    """Return the From address as Unicode text, for Django's and anymail's own encoders."""
+    return address_display(envelope.from_name, envelope.from_email)
 
 
-def subject_header(envelope: Envelope) -> str:
-    return header_encode(envelope.subject)
+def to_header(recipient: Recipient) -> str:
+    """Return the reader's address with their name as Unicode text, for Django's and anymail's own encoders."""
+    return address_display(recipient.name, recipient.email)
+
+
+def build_failure(exc: Exception) -> Outcome:
+    """Return the permanent failure of a reader whose copy could not be built, with the reason."""
+    return Outcome(PERMANENT, error=f"could not build this reader's copy: {type(exc).__name__}: {exc}"[:1000])
