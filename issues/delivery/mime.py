@@ -71,14 +71,20 @@ def address_needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
-def encoded_words(text: str) -> list[str]:
-    """Return the text as RFC 2047 base64 encoded words of at most 75 characters, never splitting a character."""
+def encoded_words(text: str, *, first_room: int = MAX_ENCODED_WORD) -> list[str]:
+    """Return the text as RFC 2047 base64 encoded words of at most 75 characters, never splitting a character.
+
+    The first word is at most `first_room` characters long (what is left of
+    the header's first line), but always holds at least one character.
+    """
+    overhead = len(_WORD_PREFIX) + len(_WORD_SUFFIX)
+    room = max(4, (min(first_room, MAX_ENCODED_WORD) - overhead) // 4 * 3)
     words, chunk, size = [], [], 0
     for char in text:
         length = len(char.encode("utf-8"))
-        if size + length > _WORD_BYTES:
+        if chunk and size + length > room:
             words.append("".join(chunk))
-            chunk, size = [], 0
+            chunk, size, room = [], 0, _WORD_BYTES
         chunk.append(char)
         size += length
     if chunk:
@@ -98,13 +104,17 @@ def _fold(name: str, tokens: list[str]) -> str:
     return "\r\n".join(lines)
 
 
+def _first_room(name: str) -> int:
+    return MAX_LINE - len(name) - 2
+
+
 def _list_id_tokens(value: str) -> list[str]:
     """Return List-Id's value (RFC 2919: a phrase, then <id>) as tokens, the phrase encoded as a display name is."""
     phrase, _, list_id = value.rpartition(" <")
     phrase = phrase.strip()
     if len(phrase) >= 2 and phrase[0] == phrase[-1] == '"':
         phrase = re.sub(r"\\(.)", r"\1", phrase[1:-1])
-    return [*phrase_tokens(phrase), f"<{list_id}"]
+    return [*phrase_tokens(phrase, first_room=_first_room("List-Id")), f"<{list_id}"]
 
 
 def header_tokens(name: str, value: str) -> list[str]:
@@ -114,7 +124,7 @@ def header_tokens(name: str, value: str) -> list[str]:
         return _list_id_tokens(value)
     if value.isascii() and not _LOOKS_ENCODED.search(value):
         return value.split(" ")
-    return encoded_words(value)
+    return encoded_words(value, first_room=_first_room(name))
 
 
 def header_value(name: str, value: str) -> str:
@@ -131,7 +141,7 @@ def header_line(name: str, value: str) -> str:
         if len(name) + 2 + len(value) <= MAX_LINE:
             return f"{name}: {value}"
         return _fold(name, value.split(" "))  # folded at spaces: unfolding gives back what was typed
-    return _fold(name, encoded_words(value))
+    return _fold(name, encoded_words(value, first_room=_first_room(name)))
 
 
 def header_encode(value: str) -> str:
@@ -139,7 +149,7 @@ def header_encode(value: str) -> str:
     return header_line("X", value)[3:]
 
 
-def phrase_tokens(phrase: str) -> list[str]:
+def phrase_tokens(phrase: str, *, first_room: int = MAX_ENCODED_WORD) -> list[str]:
     """Return a display name as header tokens: as it is, quoted, or as encoded words."""
     phrase = phrase.translate(_HEADER_UNSAFE).strip()
     if not phrase:
@@ -148,19 +158,19 @@ def phrase_tokens(phrase: str) -> list[str]:
         if _ATOM_PHRASE.fullmatch(phrase) and "  " not in phrase:
             return phrase.split(" ")
         return ['"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"']
-    return encoded_words(phrase)
+    return encoded_words(phrase, first_room=first_room)
 
 
-def address_tokens(name: str, address: str) -> list[str]:
+def address_tokens(name: str, address: str, *, first_room: int = MAX_ENCODED_WORD) -> list[str]:
     """Return "Name <address>" as header tokens, the domain in IDNA form."""
     wire = address_wire(address)
-    tokens = phrase_tokens(name)
+    tokens = phrase_tokens(name, first_room=first_room)
     return [*tokens, f"<{wire}>"] if tokens else [wire]
 
 
 def address_header(header: str, name: str, address: str) -> str:
     """Return an address header line (From, To, Reply-To) without its CRLF."""
-    return _fold(header, address_tokens(name, address))
+    return _fold(header, address_tokens(name, address, first_room=_first_room(header)))
 
 
 def address_encode(name: str, address: str) -> str:
