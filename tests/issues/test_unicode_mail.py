@@ -35,7 +35,7 @@ def _sink(settings, *, smtputf8: bool) -> SmtpSink:
 
 def _check_copies(sink: SmtpSink, lists) -> set[str]:
     """Assert every received copy against the corpus; return the addresses that got one."""
-    names = dict((address, name) for name, address in READERS)
+    names = {address: name for name, address in READERS}
     names[IDN[1]] = names[IDN[0]]
     list_names = {f"{slug}.list.example.org": (name, from_name) for slug, name, from_name in LISTS}
     received = set()
@@ -59,7 +59,7 @@ def _check_copies(sink: SmtpSink, lists) -> set[str]:
         assert "Les ouvrières ont parlé." in content and "労働者は団結する。" in content
         assert "\n.a line that starts with a dot" in content  # dot-stuffing undone by the server
         html = message.get_body(("html",)).get_content()
-        assert "Η απεργία συνεχίζεται." in html
+        assert "απεργία συνεχίζεται." in html
     return received
 
 
@@ -106,7 +106,7 @@ def test_a_reader_whose_copy_cannot_be_built_fails_alone(settings):
 
     sink = _sink(settings, smtputf8=True)
     try:
-        issue, lists = corpus_make()
+        issue, _ = corpus_make()
         # A domain with no IDNA form (a label over 63 characters): the address cannot go on the wire.
         Subscriber.objects.filter(email="plain@example.org").update(email="plain@" + "ü" * 70 + ".example")
         issue_start_here(issue)

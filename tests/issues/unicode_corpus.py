@@ -14,7 +14,7 @@ from subscriptions.models import MailingList, Subscriber, Subscription
 
 LISTS = [
     ("detroit", "Détroit Voice — la Voix des Ouvrières", "Rédaction Détroit, « ouvrière »"),
-    ("hellas", "Η Φωνή των Εργατών της Αθήνας", "Σύνταξη"),
+    ("hellas", "Η Φωνή των Εργατών της Αθήνας", "Σύνταξη"),  # noqa: RUF001 (Greek, on purpose)
     ("tokyo", "デトロイト労働者の声・東京支部", "編集部"),
 ]
 
@@ -38,6 +38,8 @@ IDN = ("juergen@münchen.example", "juergen@xn--mnchen-3ya.example")
 # 96 characters, accented, with a colon and guillemets.
 SUBJECT = "Détroit: les ouvrières de l'usine Jefferson « Nous avons porté cette usine » — réunion à l'hôtel"
 assert len(SUBJECT) == 96
+
+BODY = "Les ouvrières ont parlé.\n\nΗ απεργία συνεχίζεται. 労働者は団結する。\n\n.a line that starts with a dot\n"  # noqa: RUF001
 
 STRICT = email.policy.default.clone(raise_on_defect=True)
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
@@ -70,7 +72,7 @@ def corpus_make() -> tuple[Issue, dict[str, MailingList]]:
     issue = Issue.objects.create(
         title=SUBJECT,
         byline="Ελένη & 李",
-        body="Les ouvrières ont parlé.\n\nΗ απεργία συνεχίζεται. 労働者は団結する。\n\n.a line that starts with a dot\n",
+        body=BODY,
     )
     issue.lists.set(lists.values())
     return issue, lists
