@@ -152,3 +152,19 @@ def test_transfer_encoding_is_chosen_as_a_mail_program_would(text, eightbit, enc
 
 def test_bare_line_ends_become_crlf():
     assert mime.text_canonical("a\nb\rc\r\nd") == b"a\r\nb\r\nc\r\nd"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unicode_corpus_through_the_outbox(settings, outbox):
+    settings.EMAIL_TRANSPORT = "outbox"
+    settings.SITE_URL = "https://list.example.org"
+    issue, lists = corpus_make()
+    issue_start_here(issue)
+    issue_drain(issue)
+    copies = [path.read_bytes() for path in sorted(outbox.glob("*.eml"))]
+    sink = SmtpSink(keep_messages=True)  # only its tally, to check the copies the same way
+    sink.tally.messages = copies
+    received = _check_copies(sink, lists)
+    assert len(copies) == Delivery.objects.filter(issue=issue, status="sent").count()
+    failed = list(Delivery.objects.filter(issue=issue, status="failed").values_list("email", "last_error"))
+    assert received | {email for email, _ in failed} >= {a for _, a in READERS if a != IDN[0]}

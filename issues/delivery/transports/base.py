@@ -8,9 +8,9 @@ retried later; nothing is guessed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from issues.delivery.mime import address_display
+from issues.delivery.mime import address_display, address_wire
 from issues.delivery.ratelimit import provider_pause
 from issues.rendering import rendered_personalize
 
@@ -164,8 +164,25 @@ def from_header(envelope: Envelope) -> str:
 
 
 def to_header(recipient: Recipient) -> str:
-    """Return the reader's address with their name as Unicode text, for Django's and anymail's own encoders."""
-    return address_display(recipient.name, recipient.email)
+    """Return the reader's address (its domain in IDNA form) with their name, for Django's and anymail's encoders."""
+    return address_display(recipient.name, address_wire(recipient.email))
+
+
+def recipients_on_the_wire(recipients: list[Recipient]) -> tuple[list[Recipient], dict[int, Outcome]]:
+    """Return the readers with their addresses as they go on the wire (IDNA domains), and those that cannot go.
+
+    A provider's API names readers by the address it was given: giving it
+    the wire form keeps its answers and merge data keyed alike.
+    """
+    ready, failed = [], {}
+    for recipient in recipients:
+        try:
+            wire = address_wire(recipient.email)
+        except ValueError as exc:
+            failed[recipient.delivery_id] = build_failure(exc)
+            continue
+        ready.append(recipient if wire == recipient.email else replace(recipient, email=wire))
+    return ready, failed
 
 
 def build_failure(exc: Exception) -> Outcome:

@@ -36,6 +36,7 @@ from issues.delivery.transports.base import (
     Transport,
     calls_send,
     http_failure,
+    recipients_on_the_wire,
 )
 
 MAILGUN_MAX_BATCH = 1000  # Mailgun's limit of recipients per call
@@ -123,10 +124,12 @@ class MailgunBatchTransport(Transport):
         # Readers whose lists carry different headers (one list has an
         # archive, another not) go in separate calls, so nobody gets an
         # empty header; usually the whole batch is one call.
+        recipients, failed = recipients_on_the_wire(recipients)
         groups: dict[tuple[str, ...], list[Recipient]] = {}
         for recipient in recipients:
             groups.setdefault(tuple(recipient.headers), []).append(recipient)
-        return calls_send(list(groups.values()), lambda group: self._send_call(envelope, group))
+        sent = calls_send(list(groups.values()), lambda group: self._send_call(envelope, group)) if groups else {}
+        return {**failed, **sent}
 
     def _send_call(self, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
         domain = self.sender_domain or envelope.from_email.rpartition("@")[2]
