@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import formataddr
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from dwvlist.celery import task_queue
 from dwvlist.emails import email_send
+from dwvlist.mailwire import address_display
 from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
@@ -96,10 +96,10 @@ def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int
 
 
 def _list_sender(mailing_list: MailingList) -> str:
-    # formataddr quotes the name; line breaks would be refused by Django
-    # anyway, but a from_name must never break the mail.
+    # Unicode, quoted where needed; the mail's encoder encodes it. A
+    # from_name's line breaks must never break the mail.
     name = " ".join(mailing_list.from_name.split())
-    return formataddr((name, mailing_list.from_email))
+    return address_display(name, mailing_list.from_email)
 
 
 def _subscriber_get_or_create(*, email: str, name: str) -> Subscriber:
@@ -246,6 +246,7 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     email_send(
         "confirm",
         to=subscriber.email,
+        to_name=subscriber.name,
         from_email=_list_sender(first),
         reply_to=first.reply_to or None,
         context={
@@ -338,6 +339,7 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
     email_send(
         "welcome",
         to=subscription.subscriber.email,
+        to_name=subscription.subscriber.name,
         from_email=_list_sender(mailing_list),
         reply_to=mailing_list.reply_to or None,
         headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),
@@ -474,6 +476,7 @@ def address_change_mail_send(*, subscriber_id: int, new_email: str) -> bool:
     email_send(
         "confirm-address",
         to=new_email,
+        to_name=subscriber.name,
         from_email=_list_sender(first.mailing_list) if first else None,
         context={
             "subscriber": subscriber,

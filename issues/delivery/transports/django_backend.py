@@ -6,8 +6,9 @@ import smtplib
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from anymail.message import AnymailMessage
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 
+from dwvlist.mail import PreparedMessage
 from issues.delivery.mime import MessageTemplate, address_header, header_line
 from issues.delivery.transports.base import (
     PERMANENT,
@@ -129,28 +130,6 @@ def _template(envelope: Envelope) -> MessageTemplate:
         reply_to_line=address_header("Reply-To", "", envelope.reply_to) if envelope.reply_to else "",
         extra_headers=envelope.extra_headers,
     )
-
-
-class _RawMessage:
-    """What Django's backends ask of a message: its bytes."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-
-    def as_bytes(self, unixfrom: bool = False, linesep: str = "\r\n", **_) -> bytes:
-        return self.raw if linesep == "\r\n" else self.raw.replace(b"\r\n", linesep.encode())
-
-    def as_string(self, unixfrom: bool = False, linesep: str = "\n", **_) -> str:
-        return self.as_bytes(linesep=linesep).decode("utf-8")
-
-
-class PreparedMessage(EmailMultiAlternatives):
-    """A Django message whose bytes were built by the issue mail's own encoder (mime.MessageTemplate)."""
-
-    raw: bytes = b""
-
-    def message(self, **kwargs):
-        return _RawMessage(self.raw)
 
 
 def anymail_failure(exc: AnymailError) -> BatchDeferred | None:
