@@ -13,7 +13,7 @@ from django.utils.text import slugify
 
 from dwvlist.celery import task_queue
 from dwvlist.redis import progress_counts_key, progress_rate_key
-from issues.delivery.ledger import lanes_start, ledger_complete
+from issues.delivery.ledger import lanes_start
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
 
@@ -33,9 +33,11 @@ def issue_freeze(*, issue: Issue) -> None:
 def issue_send(*, issue: Issue, user=None) -> bool:
     """Start sending the issue now; return False (and do nothing) if it already started.
 
-    Freezes the snapshot and writes the ledger; the batch tasks are queued
-    as soon as the first part of the ledger is committed, so the first
-    readers get the issue while the rest of the ledger is written.
+    Freezes the snapshot, moves the issue to sending and queues the task that
+    writes the ledger ("issues.tasks.complete_ledger"): a web request never
+    writes a million rows. That task queues the batch tasks as soon as the
+    first part of the ledger is committed, so the first readers get the
+    issue while the rest of the ledger is written.
     """
     if not issue.lists.exists():
         raise ValidationError("Choose at least one list before sending.")
@@ -47,7 +49,8 @@ def issue_send(*, issue: Issue, user=None) -> bool:
             return False
         issue.refresh_from_db()
         issue_freeze(issue=issue)
-    ledger_complete(issue=issue)
+        issue_id = issue.pk
+        transaction.on_commit(lambda: task_queue("issues.tasks.complete_ledger", issue_id))
     return True
 
 
@@ -117,12 +120,37 @@ def issue_cancel(*, issue: Issue) -> bool:
     return updated == 1
 
 
+RETRYABLE_STATUSES = (Issue.Status.SENDING, Issue.Status.SENT)
+
+
+def issue_retryable_count(*, issue: Issue) -> int:
+    """Return how many of the issue's failures were temporary (worth sending again)."""
+    return Delivery.objects.filter(
+        issue_id=issue.pk, status=Delivery.Status.FAILED, failure_kind=Delivery.Failure.TRANSIENT
+    ).count()
+
+
 def issue_retry_failed(*, issue: Issue) -> int:
-    """Put the issue's failed rows back in the queue; return how many."""
+    """Put the issue's temporary failures back in the queue; return how many.
+
+    Permanent failures (refused addresses, copies that could not be built)
+    would fail again and stay as they are. A paused issue is retried only
+    after it is resumed, a cancelled one never: nothing would send them.
+    """
     with transaction.atomic():
-        count = Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=None, updated_at=timezone.now()
-        )
+        locked = Issue.objects.select_for_update().filter(pk=issue.pk, status__in=RETRYABLE_STATUSES).first()
+        if locked is None:
+            count = 0
+        else:
+            count = Delivery.objects.filter(
+                issue_id=issue.pk, status=Delivery.Status.FAILED, failure_kind=Delivery.Failure.TRANSIENT
+            ).update(
+                status=Delivery.Status.PENDING,
+                failure_kind="",
+                attempts=0,
+                next_attempt_at=None,
+                updated_at=timezone.now(),
+            )
         if count:
             Issue.objects.filter(pk=issue.pk, status=Issue.Status.SENT).update(
                 status=Issue.Status.SENDING, updated_at=timezone.now()

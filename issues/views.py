@@ -285,6 +285,8 @@ def issue_report(request, issue_id: int):
     context = {
         "issue": issue,
         "report": selectors.issue_report(issue=issue),
+        "retryable": services.issue_retryable_count(issue=issue),
+        "retry_allowed": issue.status in services.RETRYABLE_STATUSES,
         "reasons": selectors.issue_failure_reasons(issue=issue),
         "failures": selectors.issue_failures(issue=issue)[:50],
         "chart": chart_svg_bars(points=points, title=f"Messages sent per {unit}"),
@@ -322,11 +324,17 @@ def issue_failures_csv(request, issue_id: int):
 def issue_retry_failed(request, issue_id: int):
     """Put the transient failures back in the queue."""
     issue = _issue(issue_id)
+    if issue.status == Issue.Status.PAUSED:
+        messages.error(request, "This issue is paused: resume it first, then retry the failed ones.")
+        return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
+    if issue.status == Issue.Status.CANCELLED:
+        messages.error(request, "This issue was cancelled: its failed deliveries cannot be retried.")
+        return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
     count = services.issue_retry_failed(issue=issue)
     if count:
-        messages.success(request, f"{count:,} failed deliveries are queued again.")
+        messages.success(request, f"{count:,} temporary failures are queued again.")
     else:
-        messages.info(request, "There were no transient failures to retry.")
+        messages.info(request, "There were no temporary failures to retry.")
     return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
 
 

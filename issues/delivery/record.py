@@ -46,7 +46,12 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
         # call leaves hundreds of readers with the same error.
         for error, ids in _grouped({d: o.error for d, o in permanent.items()}).items():
             result.failed += claimed.filter(id__in=ids).update(
-                status=Delivery.Status.FAILED, last_error=error, claim_token="", claimed_at=None, updated_at=now
+                status=Delivery.Status.FAILED,
+                failure_kind=Delivery.Failure.PERMANENT,
+                last_error=error,
+                claim_token="",
+                claimed_at=None,
+                updated_at=now,
             )
         if transient:
             max_attempts = settings.SEND_MAX_ATTEMPTS
@@ -57,6 +62,7 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
                 if attempts >= max_attempts:
                     result.failed += rows.update(
                         status=Delivery.Status.FAILED,
+                        failure_kind=Delivery.Failure.TRANSIENT,
                         last_error=f"gave up after {attempts} attempts: {error}"[:1000],
                         claim_token="",
                         claimed_at=None,
@@ -163,6 +169,7 @@ def _defer_all(token: str, reason: str) -> int:
     with transaction.atomic():
         failed = claimed.filter(attempts__gte=max_attempts).update(
             status=Delivery.Status.FAILED,
+            failure_kind=Delivery.Failure.TRANSIENT,
             last_error=f"gave up after {max_attempts} attempts: {reason}"[:1000],
             claim_token="",
             claimed_at=None,

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from dwvlist.celery import app as celery_app
 from issues import services
+from issues.delivery.ledger import ledger_write
+from issues.delivery.tasks import complete_ledger
 from issues.models import MAX_BODY_LENGTH, Delivery, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
@@ -64,6 +66,13 @@ def issue(mailing_list):
     issue = Issue.objects.create(title="The plant is closing", byline="By Ana Ruiz", body="Read https://example.com/")
     issue.lists.add(mailing_list)
     return issue
+
+
+def send_now(client, issue) -> None:
+    """Press "Send now", then write the ledger here as the queued task would (tests queue nothing on commit)."""
+    client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    issue.refresh_from_db()
+    ledger_write(issue=issue)
 
 
 @pytest.fixture
@@ -224,18 +233,29 @@ def test_unschedule_makes_a_draft_again(editor_client, issue):
     assert issue.status == "draft"
 
 
-def test_send_now_asks_for_confirmation_then_freezes_and_writes_the_ledger(editor_client, mailing_list, issue):
+def test_send_now_freezes_and_queues_the_ledger_without_writing_it_in_the_request(
+    editor_client, mailing_list, issue, monkeypatch, django_capture_on_commit_callbacks
+):
     subscribe(mailing_list, "a@example.org")
     subscribe(mailing_list, "b@example.org")
     url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
     page = editor_client.get(url).content.decode()
     assert "Send to 2 readers" in page
     assert Issue.objects.get(pk=issue.pk).status == "draft"
-    response = editor_client.post(url)
+    queued = []
+    monkeypatch.setattr(services, "task_queue", lambda name, *args: queued.append((name, *args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(url)
     assert response["Location"] == reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
     issue.refresh_from_db()
     assert issue.status == "sending"
     assert issue.snapshot_html and issue.snapshot_text
+    # The request wrote no ledger: it queued the task that does.
+    assert queued == [("issues.tasks.complete_ledger", issue.pk)]
+    assert not Delivery.objects.filter(issue=issue).exists()
+    page = editor_client.get(response["Location"]).content.decode()
+    assert "Preparing the recipient list" in page
+    complete_ledger(issue.pk)
     assert set(Delivery.objects.filter(issue=issue).values_list("email", flat=True)) == {
         "a@example.org",
         "b@example.org",
@@ -245,7 +265,7 @@ def test_send_now_asks_for_confirmation_then_freezes_and_writes_the_ledger(edito
 def test_a_second_send_is_a_no_op_that_says_so(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
     url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
-    editor_client.post(url)
+    send_now(editor_client, issue)
     response = editor_client.post(url, follow=True)
     assert "Nothing was done: this issue is already sending." in response.content.decode()
     assert Delivery.objects.filter(issue=issue).count() == 1
@@ -307,7 +327,7 @@ def test_send_a_test_refuses_bad_addresses(editor_client, issue):
 def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(editor_client, mailing_list, issue):
     for n in range(4):
         subscribe(mailing_list, f"r{n}@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     Delivery.objects.filter(issue=issue, email__in=["r0@example.org", "r1@example.org"]).update(
         status="sent", sent_at=timezone.now()
     )
@@ -323,7 +343,7 @@ def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(
 def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_client, mailing_list, issue, monkeypatch):
     for n in range(4):
         subscribe(mailing_list, f"r{n}@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     url = reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})
     # As if counting took long enough to be worth sharing (at 1M readers it takes about 0.3 s).
     monkeypatch.setattr(services, "PROGRESS_REUSE_FACTOR", 10_000)
@@ -345,7 +365,7 @@ def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_cl
 
 def test_progress_page_says_when_the_list_of_readers_is_still_being_written(editor_client, mailing_list, issue):
     subscribe(mailing_list, "r0@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     Issue.objects.filter(pk=issue.pk).update(ledger_written_at=None)  # as while a writer is part-way
     page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
     assert '<p class="muted" id="ledger-note">Still writing the list of readers' in page
@@ -355,7 +375,7 @@ def test_progress_page_says_when_the_list_of_readers_is_still_being_written(edit
 
 def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
     assert Issue.objects.get(pk=issue.pk).status == "paused"
     editor_client.post(reverse("editor:issue_resume", kwargs={"issue_id": issue.pk}))
@@ -367,7 +387,7 @@ def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
 
 def test_progress_page_offers_only_the_controls_that_apply(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     url = reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
 
     def shown(page: str) -> dict[str, bool]:
@@ -453,10 +473,39 @@ def test_failures_download_as_csv_without_spreadsheet_formulas(editor_client, se
     assert by_email["fail@example.org"][3] == '\'=HYPERLINK("http://evil")'
 
 
-def test_retry_the_failed_ones_queues_them_again(editor_client, sent_issue):
+def _failures(issue, mailing_list, kinds: dict[str, str]) -> None:
+    for email, kind in kinds.items():
+        reader = Subscriber.objects.create(email=email)
+        Delivery.objects.create(
+            issue=issue, subscriber=reader, mailing_list=mailing_list, email=email, status="failed", failure_kind=kind
+        )
+
+
+def test_retry_offers_and_requeues_only_temporary_failures(editor_client, sent_issue, mailing_list):
+    Delivery.objects.filter(issue=sent_issue, email="fail@example.org").update(failure_kind="permanent")
+    report = reverse("editor:issue_report", kwargs={"issue_id": sent_issue.pk})
+    assert "Retry the" not in editor_client.get(report).content.decode()  # only a permanent failure: no button
+
+    _failures(sent_issue, mailing_list, {"t1@example.org": "transient", "t2@example.org": "transient"})
+    assert "Retry the 2 temporary failures" in editor_client.get(report).content.decode()
     response = editor_client.post(reverse("editor:issue_retry_failed", kwargs={"issue_id": sent_issue.pk}), follow=True)
-    assert "1 failed deliveries are queued again." in response.content.decode()
-    assert Delivery.objects.get(issue=sent_issue, email="fail@example.org").status == "pending"
+    assert "2 temporary failures are queued again." in response.content.decode()
+    statuses = dict(
+        Delivery.objects.filter(issue=sent_issue, status__in=["failed", "pending"]).values_list("email", "status")
+    )
+    assert statuses == {"fail@example.org": "failed", "t1@example.org": "pending", "t2@example.org": "pending"}
+    assert Issue.objects.get(pk=sent_issue.pk).status == "sending"
+
+
+@pytest.mark.parametrize(("status", "says"), [("paused", "resume it first"), ("cancelled", "was cancelled")])
+def test_retry_waits_for_a_resume_and_never_for_a_cancelled_issue(
+    editor_client, sent_issue, mailing_list, status, says
+):
+    _failures(sent_issue, mailing_list, {"t1@example.org": "transient"})
+    Issue.objects.filter(pk=sent_issue.pk).update(status=status)
+    response = editor_client.post(reverse("editor:issue_retry_failed", kwargs={"issue_id": sent_issue.pk}), follow=True)
+    assert says in response.content.decode()
+    assert Delivery.objects.get(issue=sent_issue, email="t1@example.org").status == "failed"
 
 
 def test_send_a_test_needs_a_list(editor_client, db):
