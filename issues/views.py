@@ -238,8 +238,25 @@ def _progress(issue: Issue) -> dict:
 def issue_progress(request, issue_id: int):
     """Show the live progress of a send, correct on every reload."""
     issue = _issue(issue_id)
-    context = {"issue": issue, "progress": _progress(issue)}
+    progress = _progress(issue)
+    context = {"issue": issue, "progress": progress, "heading": _progress_heading(progress)}
     return render(request, "issues/issue_progress.html", context)
+
+
+_HEADINGS = {
+    "draft": "Not sent yet:",
+    "scheduled": "Scheduled:",
+    "sending": "Sending",
+    "paused": "Paused:",
+    "sent": "Sent",
+    "cancelled": "Cancelled:",
+}
+
+
+def _progress_heading(progress: dict) -> str:
+    if progress["stopping"]:
+        return "Stopping:"
+    return _HEADINGS.get(progress["status"], "Sending")
 
 
 @never_cache
@@ -272,7 +289,30 @@ def _control(action, done: str, not_done: str):
 
 issue_pause = _control(services.issue_pause, "Paused: no new batch starts until you resume.", "Nothing to pause")
 issue_resume = _control(services.issue_resume, "Resumed.", "Nothing to resume")
-issue_cancel = _control(services.issue_cancel, "Cancelled: nobody else will get this issue.", "Nothing to cancel")
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_cancel(request, issue_id: int):
+    """Ask, saying how many readers will not get the issue; then cancel it."""
+    issue = _issue(issue_id)
+    if issue.status not in (Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED):
+        messages.info(request, f"Nothing to cancel (the issue is {issue.get_status_display().lower()}).")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    if request.method == "GET":
+        return render(
+            request, "issues/issue_cancel.html", {"issue": issue, **services.issue_cancel_preview(issue=issue)}
+        )
+    if not services.issue_cancel(issue=issue):
+        issue.refresh_from_db()
+        messages.info(request, f"Nothing to cancel (the issue is {issue.get_status_display().lower()}).")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    progress = services.issue_progress(issue=issue)
+    note = f"Cancelled: {progress['cancelled']:,} readers will not get this issue."
+    if progress["stopping"]:
+        note += f" The batch already being sent ({progress['stopping']:,} readers) finishes first."
+    messages.success(request, note)
+    return redirect("editor:issue_progress", issue_id=issue.pk)
 
 
 @never_cache

@@ -337,7 +337,7 @@ def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(
     data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
     assert data["sent"] == 2 and data["total"] == 4 and data["pending"] == 2
     assert data["status_display"] == "Sending" and data["ledger_written"] is True
-    assert 'id="ledger-note" hidden>' in page
+    assert 'id="preparing" hidden>' in page
 
 
 def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_client, mailing_list, issue, monkeypatch):
@@ -368,7 +368,7 @@ def test_progress_page_says_when_the_list_of_readers_is_still_being_written(edit
     send_now(editor_client, issue)
     Issue.objects.filter(pk=issue.pk).update(ledger_written_at=None)  # as while a writer is part-way
     page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
-    assert '<p class="muted" id="ledger-note">Still writing the list of readers' in page
+    assert '<p class="message" id="preparing">Preparing the recipient list' in page
     data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
     assert data["ledger_written"] is False
 
@@ -403,6 +403,95 @@ def test_progress_page_offers_only_the_controls_that_apply(editor_client, mailin
     editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}))
     page = editor_client.get(url).content.decode()
     assert 'id="controls" hidden>' in page and "Report</a>" in page
+
+
+def _rows(issue, mailing_list, statuses: dict[str, int]) -> None:
+    """Give the issue's ledger rows in these statuses (claimed rows as held by a batch now)."""
+    now = timezone.now()
+    n = 0
+    for status, count in statuses.items():
+        for _ in range(count):
+            n += 1
+            reader = Subscriber.objects.create(email=f"row{n}@example.org")
+            Delivery.objects.create(
+                issue=issue,
+                subscriber=reader,
+                mailing_list=mailing_list,
+                email=reader.email,
+                status=status,
+                sent_at=now if status == "sent" else None,
+                claim_token="t" * 32 if status == "claimed" else "",
+                claimed_at=now if status == "claimed" else None,
+                last_error="the reader unsubscribed before sending" if status == "skipped" else "",
+            )
+
+
+def test_before_the_first_batch_rate_and_time_left_are_blank(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"pending": 5})
+    Issue.objects.filter(pk=issue.pk).update(
+        status="sending", started_at=timezone.now(), ledger_written_at=timezone.now()
+    )
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["rate_per_second"] is None and data["eta_seconds"] is None
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert '<dd data-field="rate">—</dd>' in page and '<dd data-field="eta">—</dd>' in page
+
+
+def test_rate_is_measured_over_the_last_half_minute_and_gives_the_time_left(editor_client, mailing_list, issue):
+    started = timezone.now() - datetime.timedelta(minutes=5)
+    _rows(issue, mailing_list, {"sent": 60, "pending": 300})
+    # 30 of the sent rows went out long ago: only the last half minute counts.
+    old = Delivery.objects.filter(issue=issue, status="sent").order_by("id")[:30].values_list("id", flat=True)
+    Delivery.objects.filter(id__in=list(old)).update(sent_at=started)
+    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=started, ledger_written_at=started)
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["rate_per_second"] == 1.0  # 30 in 30 s
+    assert data["eta_seconds"] == 300 and data["eta_text"] == "5 minutes"
+
+
+def test_after_pause_or_cancel_the_page_says_the_batch_in_flight_finishes(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"sent": 10, "claimed": 4, "pending": 6, "skipped": 2})
+    Issue.objects.filter(pk=issue.pk).update(
+        status="sending", started_at=timezone.now(), ledger_written_at=timezone.now()
+    )
+    url = reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
+    editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
+    page = editor_client.get(url).content.decode()
+    assert 'Stopping after the batch in flight (<span data-field="stopping">4</span> readers)' in page
+    assert '<span data-field="heading">Stopping:</span>' in page
+
+    confirm = editor_client.get(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk})).content.decode()
+    assert "<strong>6</strong> readers not yet sent it will not get this issue" in confirm
+    assert "A batch of 4 readers is being sent right now: it finishes." in confirm
+    assert Issue.objects.get(pk=issue.pk).status == "paused"  # asking changed nothing
+
+    response = editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}), follow=True)
+    page = response.content.decode()
+    assert (
+        "Cancelled: 6 readers will not get this issue. The batch already being sent (4 readers) finishes first." in page
+    )
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert (data["sent"], data["cancelled"], data["skipped"], data["pending"], data["stopping"]) == (10, 6, 2, 0, 4)
+    assert data["skipped_reasons"] == [{"reason": "the reader unsubscribed before sending", "count": 2}]
+
+    # The batch in flight is recorded: the figures stand, with the cancelled readers on their own.
+    Delivery.objects.filter(issue=issue, status="claimed").update(
+        status="sent", sent_at=timezone.now(), claim_token="", claimed_at=None
+    )
+    page = editor_client.get(url).content.decode()
+    assert '<span data-field="heading">Cancelled:</span>' in page and 'id="stopping" hidden>' in page
+    assert 'Sent <span data-field="sent">14</span> of <span data-field="total">22</span>' in page
+    assert '<dd data-field="cancelled">6</dd>' in page
+
+
+def test_the_finished_page_says_sent_with_the_duration_and_links_the_report(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"sent": 3})
+    started = timezone.now() - datetime.timedelta(seconds=95)
+    Issue.objects.filter(pk=issue.pk).update(status="sent", started_at=started, sent_at=timezone.now())
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert '<span data-field="heading">Sent</span>' in page
+    report = reverse("editor:issue_report", kwargs={"issue_id": issue.pk})
+    assert f'Sent to every reader it could reach in 2 minutes. <a href="{report}">Read the report</a>' in page
 
 
 def test_controls_are_post_only(editor_client, issue):
