@@ -30,7 +30,9 @@ def archive_list_get(*, slug: str) -> MailingList:
 
 def archive_issues(*, mailing_list: MailingList, query: str = "") -> QuerySet[Issue]:
     """Return the list's sent issues, newest first, optionally searched."""
-    issues = Issue.objects.filter(lists=mailing_list, status=Issue.Status.SENT, sent_at__isnull=False)
+    issues = Issue.objects.filter(
+        lists=mailing_list, status=Issue.Status.SENT, sent_at__isnull=False, archive_hidden_at__isnull=True
+    )
     query = query.strip()
     if query:
         issues = issues.filter(
