@@ -352,7 +352,7 @@ def issue_failures_csv(request, issue_id: int):
     def lines():
         yield writer.writerow(["email", "status", "attempts", "reason", "updated_at"])
         for email, status, attempts, reason, updated in rows.iterator():
-            yield writer.writerow([email, status, attempts, csv_cell_safe(reason), updated.isoformat()])
+            yield writer.writerow([csv_cell_safe(email), status, attempts, csv_cell_safe(reason), updated.isoformat()])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="issue-{issue.pk}-failures.csv"'

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 
 from subscriptions.addresses import email_hash, email_normalize
+from subscriptions.exports import csv_cell_read
 from subscriptions.models import (
     NAME_MAX_LENGTH,
     ImportJob,
@@ -57,7 +58,7 @@ class _Chunk:
 def _address_check(raw: str) -> tuple[str, str, str]:
     """Return (address, its suppression hash, "") or ("", "", why it is invalid)."""
     try:
-        email = email_normalize(raw)
+        email = email_normalize(csv_cell_read(raw.strip()))
     except ValidationError as exc:
         return "", "", exc.messages[0]
     return email, email_hash(email), ""
@@ -150,7 +151,7 @@ def _row_check(*, chunk, cells, checked, row_number, job, columns, lists_by_slug
     if invalid:
         bad(invalid, raw)
         return
-    name = cells[name_at].strip() if name_at is not None and len(cells) > name_at else ""
+    name = csv_cell_read(cells[name_at].strip()) if name_at is not None and len(cells) > name_at else ""
     if "\r" in name or "\n" in name or "\x00" in name:
         bad("The name cannot contain line breaks.", raw)
         return

@@ -562,6 +562,13 @@ def test_failures_download_as_csv_without_spreadsheet_formulas(editor_client, se
     assert by_email["fail@example.org"][3] == '\'=HYPERLINK("http://evil")'
 
 
+def test_failures_csv_guards_an_address_that_looks_like_a_formula(editor_client, sent_issue):
+    Delivery.objects.filter(issue=sent_issue, email="fail@example.org").update(email="=cmd@example.org")
+    response = editor_client.get(reverse("editor:issue_failures_csv", kwargs={"issue_id": sent_issue.pk}))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert "'=cmd@example.org" in {row[0] for row in rows[1:]}
+
+
 def _failures(issue, mailing_list, kinds: dict[str, str]) -> None:
     for email, kind in kinds.items():
         reader = Subscriber.objects.create(email=email)
