@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
-_COUNTER = re.compile(rb"msg=(\d+)")
+_COUNTER = re.compile(rb"mesg=(\d+)")
 
 
 def _free_port() -> int:
