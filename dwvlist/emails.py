@@ -23,6 +23,17 @@ def _plain_render(name: str, context: dict) -> str:
     return get_template(name).template.render(Context(context, autoescape=False))
 
 
+def sender_address(name: str, address: str) -> str:
+    """Return "Name <address>": the one way a sender is written in every mail.
+
+    The name is folded to one line (a line break must never start a new
+    header) and quoted when it holds quotes, commas or other specials. It
+    stays Unicode: the encoder that writes the mail (dwvlist.mailwire, or an
+    ESP's API) encodes it, in RFC 2047 words of at most 75 characters.
+    """
+    return address_display(" ".join(name.split()), address)
+
+
 def email_render(name: str, context: dict) -> tuple[str, str, str]:
     """Return (subject, text body, HTML body) of the named email."""
     context = {"site_url": settings.SITE_URL, **context}
