@@ -34,6 +34,9 @@ class _RawMessage:
     def as_string(self, unixfrom: bool = False, linesep: str = "\n", **_) -> str:
         return self.as_bytes(linesep=linesep).decode("utf-8")
 
+    def get_charset(self):
+        return None  # the console backend asks; the bytes are UTF-8 where they are not ASCII
+
 
 class PreparedMessage(EmailMultiAlternatives):
     """A Django message whose bytes were built by our own encoder (dwvlist.mailwire).

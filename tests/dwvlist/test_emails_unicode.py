@@ -72,3 +72,12 @@ def test_system_mail_to_a_utf8_address_uses_smtputf8_or_fails_clearly(settings, 
         assert list(sink.tally.recipients) == ["josé@example.org"]
     else:
         assert not sink.tally.messages
+
+
+@pytest.mark.django_db
+def test_the_console_backend_prints_a_prepared_mail(settings, capsys):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    mailing_list = list_make("news", name="Détroit Voice")
+    pending = _reader("zoe@example.org", "Zoë", mailing_list, status="pending")
+    assert confirmation_mail_send(subscriber_id=pending.pk)
+    assert "To: =?utf-8?b?Wm/Dqw==?= <zoe@example.org>" in capsys.readouterr().out
