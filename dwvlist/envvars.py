@@ -166,6 +166,8 @@ def env_file_load(*, base_dir: Path, environ: MutableMapping[str, str] | None = 
     for name, value in values.items():
         environ.setdefault(name, value)
     return path
+
+
 def env_networks(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
     """Return a comma-separated list of IP addresses or networks (CIDR), each checked."""
     items = env_list(name, default, environ=environ)

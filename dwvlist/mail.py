@@ -1,8 +1,10 @@
-"""An email backend that writes each message to its own .eml file.
+"""Django mail backends of our own, and a message whose bytes our encoder built.
 
-The default transport for development and the demo: every message that
-would have left the machine lands in OUTBOX_DIR, readable with any mail
-client, and tests can read them back.
+OutboxBackend, the default transport for development and the demo, writes
+every message that would have left the machine to its own .eml file in
+OUTBOX_DIR, readable with any mail client, and tests read them back.
+SmtpBackend is Django's, with SMTPUTF8 for a UTF-8 local part and IDNA
+domains in the envelope.
 """
 
 from __future__ import annotations
@@ -12,8 +14,64 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 from django.utils import timezone
+
+from dwvlist.mailwire import address_needs_smtputf8, address_wire
+
+
+class _RawMessage:
+    """What Django's backends ask of a message: its bytes."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\r\n", **_) -> bytes:
+        return self.raw if linesep == "\r\n" else self.raw.replace(b"\r\n", linesep.encode())
+
+    def as_string(self, unixfrom: bool = False, linesep: str = "\n", **_) -> str:
+        return self.as_bytes(linesep=linesep).decode("utf-8")
+
+    def get_charset(self):
+        return None  # the console backend asks; the bytes are UTF-8 where they are not ASCII
+
+
+class PreparedMessage(EmailMultiAlternatives):
+    """A Django message whose bytes were built by our own encoder (dwvlist.mailwire).
+
+    Django's encoder makes encoded words longer than RFC 2047 allows and
+    cannot write a UTF-8 local part; its backends (the outbox, the console,
+    SmtpBackend) send these bytes as they are. `raw` must be set.
+    """
+
+    raw: bytes = b""
+
+    def message(self, **kwargs):
+        return _RawMessage(self.raw)
+
+
+class SmtpBackend(DjangoSmtpBackend):
+    """Django's SMTP backend, with IDNA domains in the envelope and SMTPUTF8 for a UTF-8 local part."""
+
+    def _send(self, email_message) -> bool:
+        from email.utils import parseaddr
+
+        addresses = [parseaddr(a)[1] or a for a in email_message.recipients()]
+        if not addresses:
+            return False
+        sender = address_wire(parseaddr(email_message.from_email)[1] or email_message.from_email)
+        options = ["SMTPUTF8"] if any(address_needs_smtputf8(a) for a in addresses) else []
+        raw = email_message.message().as_bytes(linesep="\r\n")
+        try:
+            # smtplib refuses SMTPUTF8 (SMTPNotSupportedError) when the relay does not offer it.
+            self.connection.sendmail(sender, [address_wire(a) for a in addresses], raw, mail_options=options)
+        except Exception:
+            if not self.fail_silently:
+                raise
+            return False
+        return True
 
 
 class OutboxBackend(BaseEmailBackend):

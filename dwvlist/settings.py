@@ -174,7 +174,7 @@ if EMAIL_TRANSPORT == "outbox":
 elif EMAIL_TRANSPORT == "console":
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 elif EMAIL_TRANSPORT == "smtp":
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_BACKEND = "dwvlist.mail.SmtpBackend"
 else:
     EMAIL_BACKEND = f"anymail.backends.{EMAIL_TRANSPORT}.EmailBackend"
 

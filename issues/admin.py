@@ -1,22 +1,87 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
+from dwvlist.access import SUBSCRIBERS_READ, user_may
 from dwvlist.audit.admin import AuditedAdmin
 from dwvlist.audit.models import AuditEntry
 from issues.models import Delivery, DeliveryEvent, Issue
+from issues.selectors import FAILURE_STATUSES
 from subscriptions.admin import ScalableAdmin
+
+# Only the editor's own pages move an issue between statuses (they snapshot,
+# write the ledger, queue the work); the admin never does.
+_ALWAYS_READ_ONLY = [
+    "status",
+    "scheduled_at",
+    "started_at",
+    "sent_at",
+    "snapshot_subject",
+    "snapshot_html",
+    "snapshot_text",
+    "snapshot_at",
+    "ledger_id_min",
+    "ledger_id_max",
+    "ledger_written_at",
+    "archive_hidden_at",
+    "archive_hidden_by",
+]
+_EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
 
 
 @admin.register(Issue)
 class IssueAdmin(AuditedAdmin):
+    """Drafts can be edited here; an issue that started sending is a record: read-only, never deleted."""
+
     audit_created = AuditEntry.Action.ISSUE_CREATED
     audit_changed = AuditEntry.Action.ISSUE_EDITED
     audit_deleted = AuditEntry.Action.ISSUE_DELETED
 
-    list_display = ["title", "status", "scheduled_at", "sent_at", "author"]
+    list_display = ["title", "status", "scheduled_at", "sent_at", "author", "archive_hidden_at"]
     list_filter = ["status", "lists", "sent_at"]
     search_fields = ["title", "subtitle", "byline"]
     filter_horizontal = ["lists"]
-    readonly_fields = ["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "started_at"]
+    actions = ["hide_from_archive", "show_in_archive"]
+
+    def _frozen(self, obj) -> bool:
+        return obj is not None and obj.status not in _EDITABLE_STATUSES
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._frozen(obj):
+            return [field.name for field in Issue._meta.fields if field.name != "id"] + ["lists"]
+        return _ALWAYS_READ_ONLY
+
+    def has_change_permission(self, request, obj=None):
+        return not self._frozen(obj) and super().has_change_permission(request, obj)
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        # An issue with a ledger is the record of who got what: hide it from the archive instead.
+        if obj is not None and (self._frozen(obj) or Delivery.objects.filter(issue_id=obj.pk).exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would delete issues with a ledger, one delivery at a time
+        return actions
+
+    @admin.action(description="Hide from the public archive", permissions=["archive"])
+    def hide_from_archive(self, request, queryset):
+        count = queryset.filter(archive_hidden_at__isnull=True).update(
+            archive_hidden_at=timezone.now(), archive_hidden_by=request.user
+        )
+        self.message_user(request, f"{count} issue(s) hidden from the archive.", messages.SUCCESS)
+
+    @admin.action(description="Show in the public archive again", permissions=["archive"])
+    def show_in_archive(self, request, queryset):
+        count = queryset.filter(archive_hidden_at__isnull=False).update(archive_hidden_at=None, archive_hidden_by=None)
+        self.message_user(request, f"{count} issue(s) shown in the archive again.", messages.SUCCESS)
+
+    def has_archive_permission(self, request) -> bool:
+        # Admins only: hiding what readers were sent is an editorial decision above an editor's.
+        return request.user.has_perm("issues.delete_issue")
 
 
 class ReadOnlyAdmin(ScalableAdmin):
@@ -34,7 +99,16 @@ class ReadOnlyAdmin(ScalableAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
+    """Admins see the whole ledger; editors only what an issue's report shows them (the failures)."""
+
     list_display = ["issue", "email", "status", "attempts", "sent_at", "provider_message_id"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if user_may(request.user, SUBSCRIBERS_READ):
+            return queryset
+        return queryset.filter(status__in=FAILURE_STATUSES)
+
     list_filter = ["status", "issue"]
     search_fields = ["=email"]
     search_help_text = "A whole address."
@@ -45,9 +119,17 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(DeliveryEvent)
 class DeliveryEventAdmin(ReadOnlyAdmin):
+    """Admins see every provider report; editors only those about failures, as the report shows them."""
+
     list_display = ["provider", "event_type", "recipient", "occurred_at", "received_at"]
     list_filter = ["provider", "event_type", "received_at"]
     search_fields = ["=recipient", "=message_id", "=event_id"]
     search_help_text = "A whole address, message id or event id."
     raw_id_fields = ["delivery"]
     ordering = ["-id"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if user_may(request.user, SUBSCRIBERS_READ):
+            return queryset
+        return queryset.filter(event_type__in=["bounced", "complained", "rejected", "failed"])

@@ -48,6 +48,13 @@ class Issue(models.Model):
     ledger_id_max = models.BigIntegerField(null=True, blank=True)
     ledger_written_at = models.DateTimeField(null=True, blank=True)
 
+    # An issue that was mailed cannot be deleted (its ledger is the record of
+    # who got what); an admin can take it out of the public archive instead.
+    archive_hidden_at = models.DateTimeField(null=True, blank=True)
+    archive_hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,8 +121,17 @@ class Delivery(models.Model):
     email = models.EmailField(max_length=EMAIL_MAX_LENGTH, blank=True, help_text="The address used.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     provider_message_id = models.CharField(max_length=255, blank=True)
+
+    class Failure(models.TextChoices):
+        PERMANENT = "permanent", "Permanent (sending again would fail again)"
+        TRANSIENT = "transient", "Temporary (gave up after retries; may succeed later)"
+
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # For a failed row: whether sending again could help. Only temporary
+    # failures are offered for a retry. A database default, since the ledger
+    # is written by INSERT ... SELECT naming its columns.
+    failure_kind = models.CharField(max_length=16, choices=Failure.choices, blank=True, default="", db_default="")
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

@@ -33,14 +33,17 @@ def issue_tracking_enabled(*, issue: Issue) -> bool:
     return issue.lists.filter(tracking_enabled=True).exists()
 
 
-def ledger_counts(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
+def ledger_counts(*, issue_ids: list[int], sent_since=None) -> dict[int, dict[str, int]]:
     """Return each issue's ledger rows by status, and how many were reclaimed, from one pass over the ledger.
 
     The one count behind the progress page, the report, the dashboard and
-    /metrics, so they always agree. Issues without rows get zeros.
+    /metrics, so they always agree. Issues without rows get zeros. With
+    `sent_since`, also "recent": the rows sent since then (the progress
+    page's rate), in the same pass.
     """
     statuses = [choice for choice, _ in Delivery.Status.choices]
-    zero = {**dict.fromkeys(statuses, 0), "reclaimed": 0}
+    extra = {"recent": Count("id", filter=Q(sent_at__gte=sent_since))} if sent_since is not None else {}
+    zero = {**dict.fromkeys(statuses, 0), "reclaimed": 0, **dict.fromkeys(extra, 0)}
     counts = {issue_id: dict(zero) for issue_id in issue_ids}
     if not issue_ids:
         return counts
@@ -50,6 +53,7 @@ def ledger_counts(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
         .annotate(
             **{status: Count("id", filter=Q(status=status)) for status in statuses},
             reclaimed=Count("id", filter=Q(reclaimed_at__isnull=False)),
+            **extra,
         )
         .order_by()
     )
@@ -61,7 +65,7 @@ def ledger_counts(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
 def ledger_summary(counts: dict[str, int]) -> dict[str, int]:
     """Return the figures everyone shows, from an issue's ledger counts (see ledger_counts)."""
     return {
-        "total": sum(n for status, n in counts.items() if status != "reclaimed"),
+        "total": sum(counts[status] for status, _ in Delivery.Status.choices),
         "sent": sum(counts[status] for status in _SENT_STATUSES),
         "delivered": counts[Delivery.Status.DELIVERED],
         "bounced": counts[Delivery.Status.BOUNCED],

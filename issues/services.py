@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
 from dwvlist.audit.models import AuditEntry
 from dwvlist.audit.services import audit_record
 from dwvlist.celery import task_queue
-from dwvlist.redis import progress_counts_key, progress_rate_key
-from issues.delivery.ledger import lanes_start, ledger_complete
+from dwvlist.redis import progress_counts_key
+from issues.delivery.ledger import lanes_start
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
-from issues.selectors import ledger_counts, ledger_summary
+from issues.selectors import ledger_counts
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ def _issue_audit(action: str, issue: Issue, *, user=None, summary: str = "") -> 
 def issue_send(*, issue: Issue, user=None) -> bool:
     """Start sending the issue now; return False (and do nothing) if it already started.
 
-    Freezes the snapshot and writes the ledger; the batch tasks are queued
-    as soon as the first part of the ledger is committed, so the first
-    readers get the issue while the rest of the ledger is written.
+    Freezes the snapshot, moves the issue to sending and queues the task that
+    writes the ledger ("issues.tasks.complete_ledger"): a web request never
+    writes a million rows. That task queues the batch tasks as soon as the
+    first part of the ledger is committed, so the first readers get the
+    issue while the rest of the ledger is written.
     """
     if not issue.lists.exists():
         raise ValidationError("Choose at least one list before sending.")
@@ -59,7 +62,8 @@ def issue_send(*, issue: Issue, user=None) -> bool:
         issue.refresh_from_db()
         issue_freeze(issue=issue)
         _issue_audit(AuditEntry.Action.ISSUE_SENT, issue, user=user)
-    ledger_complete(issue=issue)
+        issue_id = issue.pk
+        transaction.on_commit(lambda: task_queue("issues.tasks.complete_ledger", issue_id))
     return True
 
 
@@ -136,12 +140,57 @@ def issue_cancel(*, issue: Issue) -> bool:
     return updated == 1
 
 
+def issue_cancel_preview(*, issue: Issue) -> dict:
+    """Return what cancelling would do now: readers who would not get the issue, and those in a batch being sent."""
+    if issue.status == Issue.Status.SCHEDULED or (issue.ledger_written_at is None and not issue.deliveries.exists()):
+        from issues.delivery.ledger import issue_recipient_count
+
+        return {"will_not_get": issue_recipient_count(issue=issue), "in_flight": 0, "sent": 0, "listing": False}
+    counts = issue.deliveries.aggregate(
+        waiting=Count("id", filter=Q(status__in=[Delivery.Status.PENDING, Delivery.Status.DEFERRED])),
+        in_flight=Count("id", filter=Q(status=Delivery.Status.CLAIMED)),
+        sent=Count("id", filter=Q(sent_at__isnull=False)),
+    )
+    return {
+        "will_not_get": counts["waiting"],
+        "in_flight": counts["in_flight"],
+        "sent": counts["sent"],
+        # Still writing the ledger: readers not yet listed will not get it either.
+        "listing": issue.ledger_written_at is None,
+    }
+
+
+RETRYABLE_STATUSES = (Issue.Status.SENDING, Issue.Status.SENT)
+
+
+def issue_retryable_count(*, issue: Issue) -> int:
+    """Return how many of the issue's failures were temporary (worth sending again)."""
+    return Delivery.objects.filter(
+        issue_id=issue.pk, status=Delivery.Status.FAILED, failure_kind=Delivery.Failure.TRANSIENT
+    ).count()
+
+
 def issue_retry_failed(*, issue: Issue) -> int:
-    """Put the issue's failed rows back in the queue; return how many."""
+    """Put the issue's temporary failures back in the queue; return how many.
+
+    Permanent failures (refused addresses, copies that could not be built)
+    would fail again and stay as they are. A paused issue is retried only
+    after it is resumed, a cancelled one never: nothing would send them.
+    """
     with transaction.atomic():
-        count = Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=None, updated_at=timezone.now()
-        )
+        locked = Issue.objects.select_for_update().filter(pk=issue.pk, status__in=RETRYABLE_STATUSES).first()
+        if locked is None:
+            count = 0
+        else:
+            count = Delivery.objects.filter(
+                issue_id=issue.pk, status=Delivery.Status.FAILED, failure_kind=Delivery.Failure.TRANSIENT
+            ).update(
+                status=Delivery.Status.PENDING,
+                failure_kind="",
+                attempts=0,
+                next_attempt_at=None,
+                updated_at=timezone.now(),
+            )
         if count:
             Issue.objects.filter(pk=issue.pk, status=Issue.Status.SENT).update(
                 status=Issue.Status.SENDING, updated_at=timezone.now()
@@ -163,6 +212,29 @@ def issue_send_test(*, issue: Issue, addresses: list[str]) -> None:
 # readers a count takes about 0.3 s, and each open page asks every second.
 PROGRESS_REUSE_FACTOR = 10
 PROGRESS_REUSE_MAX_SECONDS = 5.0
+
+
+# The rate is measured over the ledger's last half minute: rows whose
+# sent_at falls in it. A batch is recorded at once when it ends, so a
+# shorter window would jump between zero and a burst.
+RATE_WINDOW_SECONDS = 30.0
+
+
+def _ledger_counts(issue_id: int, *, since) -> dict:
+    """Return the issue's ledger counts (selectors.ledger_counts, the one count everyone shows), those sent
+    since `since`, and why readers were skipped."""
+    counts = ledger_counts(issue_ids=[issue_id], sent_since=since)[issue_id]
+    counts["skipped_reasons"] = (
+        list(
+            Delivery.objects.filter(issue_id=issue_id, status=Delivery.Status.SKIPPED)
+            .values_list("last_error")
+            .annotate(count=Count("id"))
+            .order_by("-count")
+        )
+        if counts["skipped"]
+        else []
+    )
+    return counts
 
 
 def _progress_key(issue: Issue) -> str:
@@ -198,7 +270,8 @@ def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
     if shared:
         return shared
     started = time.monotonic()
-    counted = (timezone.now().timestamp(), ledger_counts(issue_ids=[issue.pk])[issue.pk])
+    now = timezone.now()
+    counted = (now.timestamp(), _ledger_counts(issue.pk, since=now - timedelta(seconds=RATE_WINDOW_SECONDS)))
     reuse = min(PROGRESS_REUSE_MAX_SECONDS, (time.monotonic() - started) * PROGRESS_REUSE_FACTOR)
     if live and reuse >= 0.05:
         _cache_keep(key, counted, reuse)
@@ -207,44 +280,71 @@ def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
 
 def issue_progress_counts(*, issue: Issue) -> dict[str, int]:
     """Return the issue's ledger rows by status (see selectors.ledger_counts), shared with its progress viewers."""
-    return dict(_ledger_counts_shared(issue)[1])
+    counts = _ledger_counts_shared(issue)[1]
+    return {name: value for name, value in counts.items() if name not in ("recent", "skipped_reasons")}
+
+
+def seconds_words(seconds: float) -> str:
+    """Return a duration as an editor reads it: "45 seconds", "12 minutes", "1.5 hours"."""
+    seconds = round(seconds)
+    if seconds < 90:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    return f"{minutes / 60:.1f} hours"
 
 
 def issue_progress(*, issue: Issue) -> dict:
-    """Return the sending figures for the progress bar, from the issue's ledger.
+    """Return the sending figures for the progress page, from the issue's ledger.
 
-    The rate is measured between two counts (kept in the cache for a
-    minute), falling back to the average since sending started.
+    Every reader is in exactly one figure: sent, failed, skipped (with the
+    reasons), cancelled, waiting (to be sent or retried) or in flight (held
+    by a worker's batch). The rate is what the ledger recorded as sent over
+    its last RATE_WINDOW_SECONDS, and the time left follows from it; both
+    are blank until the first batch is recorded. After a pause or a cancel
+    the batches already in flight still finish: `stopping` says how many
+    readers they hold until they are recorded.
     """
-    issue.refresh_from_db(fields=["status", "started_at", "ledger_written_at"])
+    issue.refresh_from_db(fields=["status", "started_at", "sent_at", "ledger_written_at"])
     counted_at, counts = _ledger_counts_shared(issue)
-    summary = ledger_summary(counts)
-    total, sent, failed = summary["total"], summary["sent"], summary["failed"]
-    skipped, pending = summary["skipped"], summary["pending"]
-    key = progress_rate_key(_progress_key(issue))
-    previous = _cached(key)  # (counted at, sent, rate) of an earlier count
-    fresh = not previous or counted_at - previous[0] >= 0.5
-    if previous and fresh:
-        rate = max(0.0, (sent - previous[1]) / (counted_at - previous[0]))
-    elif previous:
-        rate = previous[2]  # the same count, or one too close to the last to measure against
-    else:
-        rate = sent / max(1.0, counted_at - issue.started_at.timestamp()) if issue.started_at and sent else 0.0
-    if fresh:
-        _cache_keep(key, (counted_at, sent, rate), 60)
-    finished = sent + failed + skipped
+    counts = dict(counts)
+    total = sum(counts[status] for status, _ in Delivery.Status.choices)
+    sent = sum(counts[s] for s in ("sent", "delivered", "bounced", "complained"))
+    waiting = counts["pending"] + counts["deferred"]
+    in_flight = counts["claimed"]
+    recorded = sent + counts["failed"]
+    rate = eta = None
+    if recorded and issue.started_at:
+        window = min(RATE_WINDOW_SECONDS, max(1.0, counted_at - issue.started_at.timestamp()))
+        rate = counts["recent"] / window
+        left = waiting + in_flight
+        if issue.status == Issue.Status.SENDING and left:
+            eta = round(left / rate) if rate > 0 else None
+    finished = recorded + counts["skipped"] + counts["cancelled"]
+    duration = None
+    if issue.status == Issue.Status.SENT and issue.started_at and issue.sent_at:
+        duration = max(0, round((issue.sent_at - issue.started_at).total_seconds()))
     return {
         "status": issue.status,
         # False while the list of readers is still being written: the total grows until then.
         "ledger_written": issue.ledger_written_at is not None or issue.status not in ("sending", "paused"),
         "total": total,
         "sent": sent,
-        "failed": failed,
-        "skipped": skipped,
-        "pending": pending,
-        "deferred": summary["deferred"],
-        "reclaimed": summary["reclaimed"],
-        "rate_per_second": round(rate, 1),
-        "eta_seconds": round(pending / rate) if rate > 0 and pending and issue.status == "sending" else None,
+        "failed": counts["failed"],
+        "skipped": counts["skipped"],
+        "skipped_reasons": [{"reason": r or "no reason recorded", "count": n} for r, n in counts["skipped_reasons"]],
+        "cancelled": counts["cancelled"],
+        "pending": waiting,
+        "deferred": counts["deferred"],
+        "in_flight": in_flight,
+        # Paused or cancelled, with batches still out: they finish, then the figures stand.
+        "stopping": in_flight if issue.status in (Issue.Status.PAUSED, Issue.Status.CANCELLED) else 0,
+        "reclaimed": counts["reclaimed"],
+        "rate_per_second": round(rate, 1) if rate is not None else None,
+        "eta_seconds": eta,
+        "duration_seconds": duration,
+        "duration_text": seconds_words(duration) if duration is not None else "",
+        "eta_text": seconds_words(eta) if eta is not None else "",
         "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),
     }

@@ -237,8 +237,25 @@ def _progress(issue: Issue) -> dict:
 def issue_progress(request, issue_id: int):
     """Show the live progress of a send, correct on every reload."""
     issue = _issue(issue_id)
-    context = {"issue": issue, "progress": _progress(issue)}
+    progress = _progress(issue)
+    context = {"issue": issue, "progress": progress, "heading": _progress_heading(progress)}
     return render(request, "issues/issue_progress.html", context)
+
+
+_HEADINGS = {
+    "draft": "Not sent yet:",
+    "scheduled": "Scheduled:",
+    "sending": "Sending",
+    "paused": "Paused:",
+    "sent": "Sent",
+    "cancelled": "Cancelled:",
+}
+
+
+def _progress_heading(progress: dict) -> str:
+    if progress["stopping"]:
+        return "Stopping:"
+    return _HEADINGS.get(progress["status"], "Sending")
 
 
 @never_cache
@@ -271,7 +288,30 @@ def _control(action, done: str, not_done: str):
 
 issue_pause = _control(services.issue_pause, "Paused: no new batch starts until you resume.", "Nothing to pause")
 issue_resume = _control(services.issue_resume, "Resumed.", "Nothing to resume")
-issue_cancel = _control(services.issue_cancel, "Cancelled: nobody else will get this issue.", "Nothing to cancel")
+
+
+@require_http_methods(["GET", "POST"])
+@editor_required
+def issue_cancel(request, issue_id: int):
+    """Ask, saying how many readers will not get the issue; then cancel it."""
+    issue = _issue(issue_id)
+    if issue.status not in (Issue.Status.SCHEDULED, Issue.Status.SENDING, Issue.Status.PAUSED):
+        messages.info(request, f"Nothing to cancel (the issue is {issue.get_status_display().lower()}).")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    if request.method == "GET":
+        return render(
+            request, "issues/issue_cancel.html", {"issue": issue, **services.issue_cancel_preview(issue=issue)}
+        )
+    if not services.issue_cancel(issue=issue):
+        issue.refresh_from_db()
+        messages.info(request, f"Nothing to cancel (the issue is {issue.get_status_display().lower()}).")
+        return redirect("editor:issue_progress", issue_id=issue.pk)
+    progress = services.issue_progress(issue=issue)
+    note = f"Cancelled: {progress['cancelled']:,} readers will not get this issue."
+    if progress["stopping"]:
+        note += f" The batch already being sent ({progress['stopping']:,} readers) finishes first."
+    messages.success(request, note)
+    return redirect("editor:issue_progress", issue_id=issue.pk)
 
 
 @never_cache
@@ -284,6 +324,8 @@ def issue_report(request, issue_id: int):
     context = {
         "issue": issue,
         "report": selectors.issue_report(issue=issue),
+        "retryable": services.issue_retryable_count(issue=issue),
+        "retry_allowed": issue.status in services.RETRYABLE_STATUSES,
         "reasons": selectors.issue_failure_reasons(issue=issue),
         "failures": selectors.issue_failures(issue=issue)[:50],
         "chart": chart_svg_bars(points=points, title=f"Messages sent per {unit}"),
@@ -309,7 +351,7 @@ def issue_failures_csv(request, issue_id: int):
     def lines():
         yield writer.writerow(["email", "status", "attempts", "reason", "updated_at"])
         for email, status, attempts, reason, updated in rows.iterator():
-            yield writer.writerow([email, status, attempts, csv_cell_safe(reason), updated.isoformat()])
+            yield writer.writerow([csv_cell_safe(email), status, attempts, csv_cell_safe(reason), updated.isoformat()])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="issue-{issue.pk}-failures.csv"'
@@ -321,11 +363,17 @@ def issue_failures_csv(request, issue_id: int):
 def issue_retry_failed(request, issue_id: int):
     """Put the transient failures back in the queue."""
     issue = _issue(issue_id)
+    if issue.status == Issue.Status.PAUSED:
+        messages.error(request, "This issue is paused: resume it first, then retry the failed ones.")
+        return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
+    if issue.status == Issue.Status.CANCELLED:
+        messages.error(request, "This issue was cancelled: its failed deliveries cannot be retried.")
+        return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
     count = services.issue_retry_failed(issue=issue)
     if count:
-        messages.success(request, f"{count:,} failed deliveries are queued again.")
+        messages.success(request, f"{count:,} temporary failures are queued again.")
     else:
-        messages.info(request, "There were no transient failures to retry.")
+        messages.info(request, "There were no temporary failures to retry.")
     return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
 
 

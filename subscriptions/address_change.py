@@ -46,6 +46,7 @@ def address_change_mail_send(*, subscriber_id: int, new_email: str) -> bool:
     confirm_link_mail_send(
         "confirm-address",
         to=new_email,
+        to_name=subscriber.name,
         mailing_list=first.mailing_list if first else None,
         path=f"/confirm-address/{token}/",
         context={"subscriber": subscriber, "new_email": new_email},

@@ -27,9 +27,19 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell_safe(value: str) -> str:
-    """Return free text that a spreadsheet will show, not run as a formula."""
+    """Return a cell that a spreadsheet will show, not run as a formula (a leading ' is how it shows text).
+
+    Addresses too: a valid one can start with =, +, - or @.
+    """
     if value and value.startswith(_FORMULA_STARTS):
         return "'" + value
+    return value
+
+
+def csv_cell_read(value: str) -> str:
+    """Return a cell as it was before csv_cell_safe guarded it, so an export re-imports as it was."""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
     return value
 
 
@@ -64,7 +74,7 @@ def subscriber_rows(*, list_id: int | None = None, status: str | None = None) ->
         chunk_size=EXPORT_CHUNK_ROWS
     ):
         yield [
-            email,
+            csv_cell_safe(email),
             csv_cell_safe(name),
             slug,
             state,

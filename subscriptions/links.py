@@ -44,7 +44,7 @@ def unsubscribe_mailto(mailing_list: MailingList) -> str:
 def list_id_header(mailing_list: MailingList) -> str:
     """Return the RFC 2919 List-Id value: a phrase and <slug.domain>."""
     domain = settings.SITE_URL.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
-    name = mailing_list.name.replace('"', "").replace("\r", " ").replace("\n", " ")
+    name = mailing_list.name.replace("\r", " ").replace("\n", " ").replace("\\", "\\\\").replace('"', '\\"')
     return f'"{name}" <{mailing_list.slug}.{domain}>'
 
 

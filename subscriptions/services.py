@@ -265,11 +265,14 @@ def _confirmation_token(*, subscriber: Subscriber) -> tuple[str, list[Subscripti
     return confirmation_token_make(subscriber_id=subscriber.pk, issued_at=issued_at, state=state), pending
 
 
-def confirm_link_mail_send(name: str, *, to: str, mailing_list: MailingList | None, path: str, context: dict) -> None:
+def confirm_link_mail_send(
+    name: str, *, to: str, mailing_list: MailingList | None, path: str, context: dict, to_name: str = ""
+) -> None:
     """Mail a link to confirm something (a subscription, a new address) from the list, valid for the usual days."""
     email_send(
         name,
         to=to,
+        to_name=to_name,
         from_email=sender_address(mailing_list.from_name, mailing_list.from_email) if mailing_list else None,
         reply_to=(mailing_list.reply_to or None) if mailing_list else None,
         context={
@@ -320,6 +323,7 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     confirm_link_mail_send(
         "confirm",
         to=subscriber.email,
+        to_name=subscriber.name,
         mailing_list=lists[0],
         path=f"/confirm/{token}/",
         context={"subscriber": subscriber, "lists": lists},
@@ -407,6 +411,7 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
     email_send(
         "welcome",
         to=subscription.subscriber.email,
+        to_name=subscription.subscriber.name,
         from_email=sender_address(mailing_list.from_name, mailing_list.from_email),
         reply_to=mailing_list.reply_to or None,
         headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from issues.models import Issue
+from issues.comments.services import comments_published
+from issues.models import Comment, Issue
 from subscriptions.models import MailingList
 
 
@@ -30,7 +31,9 @@ def archive_list_get(*, slug: str) -> MailingList:
 
 def archive_issues(*, mailing_list: MailingList, query: str = "") -> QuerySet[Issue]:
     """Return the list's sent issues, newest first, optionally searched."""
-    issues = Issue.objects.filter(lists=mailing_list, status=Issue.Status.SENT, sent_at__isnull=False)
+    issues = Issue.objects.filter(
+        lists=mailing_list, status=Issue.Status.SENT, sent_at__isnull=False, archive_hidden_at__isnull=True
+    )
     query = query.strip()
     if query:
         issues = issues.filter(
@@ -116,3 +119,37 @@ def archive_issue_get(*, mailing_list: MailingList, year: int, month: int, slug:
         if entry.slug == slug:
             return entry
     raise Http404("No such issue.")
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A reader's letter published under an issue, as the archive shows it (never their address)."""
+
+    comment: Comment
+    entry: ArchiveEntry
+
+    @property
+    def writer(self) -> str:
+        return " ".join(self.comment.sender_name.split()) or "A reader"
+
+    @property
+    def anchor(self) -> str:
+        return f"letter-{self.comment.pk}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.entry.path}#{self.anchor}"
+
+
+def archive_letters(*, entries: list[ArchiveEntry]) -> list[Letter]:
+    """Return the letters published under these archive entries' issues, oldest first per issue."""
+    by_issue = {entry.issue.pk: entry for entry in entries}
+    if not by_issue:
+        return []
+    comments = Comment.objects.filter(issue_id__in=by_issue, published=True).order_by("issue_id", "received_at", "id")
+    return [Letter(comment=c, entry=by_issue[c.issue_id]) for c in comments]
+
+
+def archive_issue_letters(*, entry: ArchiveEntry) -> list[Letter]:
+    """Return the letters published under one archived issue, oldest first."""
+    return [Letter(comment=c, entry=entry) for c in comments_published(issue=entry.issue)]

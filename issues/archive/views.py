@@ -43,5 +43,6 @@ def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: st
         "issue": entry.issue,
         "title": entry.issue.snapshot_subject or entry.issue.title,
         "article_html": rendering.issue_render_archive(entry.issue),
+        "letters": archive_selectors.archive_issue_letters(entry=entry),
     }
     return render(request, "issues/archive_issue.html", context)

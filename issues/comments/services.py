@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from dwvlist.emails import email_send, sender_address
+from dwvlist.emails import email_send, reply_subject, sender_address
 from issues.comments.requests import request_kind
 from issues.models import Comment, Issue
 from subscriptions.by_email import leave_link_mail_send, subscriber_subscribe_by_email
@@ -39,7 +39,13 @@ def comment_answer(*, comment: Comment, user, text: str) -> None:
     email_send(
         "comment-answer",
         to=comment.sender_email,
-        context={"comment": comment, "answer": text, "mailing_list": mailing_list},
+        to_name=comment.sender_name,
+        context={
+            "comment": comment,
+            "answer": text,
+            "mailing_list": mailing_list,
+            "subject": reply_subject(comment.subject),
+        },
         from_email=from_email,
         reply_to=mailing_list.reply_to if mailing_list and mailing_list.reply_to else None,
         headers=headers,

@@ -9,6 +9,7 @@ by the reaper after SEND_CLAIM_TIMEOUT and marked as possibly sent twice.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -34,10 +35,12 @@ from issues.delivery.messages import envelope_for, issue_primary_list, list_head
 from issues.delivery.record import BatchResult, _defer_all, _record, _skipped_record
 from issues.delivery.reporting import batch_deferred_report, issue_finished_report
 from issues.delivery.transports import transport_for_settings
-from issues.delivery.transports.base import SENT, BatchDeferred
+from issues.delivery.transports.base import SENT, BatchDeferred, build_failure
 from issues.models import Delivery, Issue
 from subscriptions.addresses import email_hash
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+
+log = logging.getLogger(__name__)
 
 
 def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
@@ -63,10 +66,13 @@ def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
     }
 
 
-def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
+def _eligible(
+    issue: Issue, rows: list[tuple], names: dict[int, str] | None = None
+) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
     """Re-check the claimed rows against subscriptions and suppressions as they are now.
 
-    Return ({delivery_id: (list_id, current email)}, {delivery_id: reason skipped}).
+    Return ({delivery_id: (list_id, current email)}, {delivery_id: reason skipped});
+    fill `names` with each reader's name by subscriber id.
     """
     list_ids = list(issue.lists.values_list("id", flat=True))
     subscriber_ids = [row[1] for row in rows if row[1]]
@@ -80,7 +86,7 @@ def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str
         in_lists, list_params = _is_one_of("x.mailing_list_id", list_ids)
         in_ids, id_params = _is_one_of("s.id", subscriber_ids)
         sql = f"""
-            SELECT s.id, s.email, x.mailing_list_id
+            SELECT s.id, s.email, x.mailing_list_id, s.name
               FROM {subscriber} s
               LEFT JOIN {subscription} x
                 ON x.subscriber_id = s.id AND x.status = 'active' AND {in_lists}
@@ -88,8 +94,10 @@ def _eligible(issue: Issue, rows: list[tuple]) -> tuple[dict[int, tuple[int, str
         """  # noqa: S608 (table names from the models, values as parameters)
         with connection.cursor() as cursor:
             cursor.execute(sql, [*list_params, *id_params])
-            for subscriber_id, email, list_id in cursor.fetchall():
+            for subscriber_id, email, list_id, name in cursor.fetchall():
                 emails[subscriber_id] = email
+                if names is not None:
+                    names[subscriber_id] = name
                 if list_id is not None:
                     active.setdefault(subscriber_id, []).append(list_id)
     suppressed = _suppressed(issue, emails)
@@ -170,7 +178,8 @@ def batch_send(*, issue_id: int) -> BatchResult:
     if not rows:
         return _nothing_claimed(issue)
     result = BatchResult(claimed=len(rows), batch=token[:12], provider=transport.name)
-    eligible, skipped = _eligible(issue, rows)
+    names: dict[int, str] = {}
+    eligible, skipped = _eligible(issue, rows, names)
     if skipped:
         _skipped_record(token, skipped)
         result.skipped = len(skipped)
@@ -181,18 +190,24 @@ def batch_send(*, issue_id: int) -> BatchResult:
         lists = {m.pk: m for m in MailingList.objects.filter(pk__in={v[0] for v in eligible.values()})}
         templates = {pk: list_headers_template(mailing_list) for pk, mailing_list in lists.items()}
         claimed = {row[0]: row for row in rows}
-        recipients = [
-            recipient_for(
-                issue=issue,
-                delivery_id=delivery_id,
-                subscriber_id=claimed[delivery_id][1],
-                email=email,
-                mailing_list=lists[list_id],
-                headers_template=templates[list_id],
-                nonce=token[:12],
-            )
-            for delivery_id, (list_id, email) in eligible.items()
-        ]
+        recipients, unbuilt = [], {}
+        for delivery_id, (list_id, email) in eligible.items():
+            subscriber_id = claimed[delivery_id][1]
+            try:
+                recipients.append(
+                    recipient_for(
+                        issue=issue,
+                        delivery_id=delivery_id,
+                        subscriber_id=subscriber_id,
+                        email=email,
+                        mailing_list=lists[list_id],
+                        headers_template=templates[list_id],
+                        nonce=token[:12],
+                        name=names.get(subscriber_id, ""),
+                    )
+                )
+            except Exception as exc:  # one reader's bad data fails that reader, never the batch
+                unbuilt[delivery_id] = build_failure(exc)
         envelope = envelope_for(issue, issue_primary_list(issue))
         if time.monotonic() - claim_started - max(wait, 0) > settings.SEND_CLAIM_TIMEOUT / 2:
             # Claiming and re-checking took this long only if the database was
@@ -202,7 +217,7 @@ def batch_send(*, issue_id: int) -> BatchResult:
             issue_mark_alive(issue_id=issue_id)
             return result
         try:
-            outcomes = transport.send(envelope=envelope, recipients=recipients)
+            outcomes = transport.send(envelope=envelope, recipients=recipients) if recipients else {}
         except BatchDeferred as exc:
             batch_deferred_report(exc=exc, readers=len(recipients))
             if exc.retry_after:
@@ -210,6 +225,14 @@ def batch_send(*, issue_id: int) -> BatchResult:
             result.deferred += _defer_all(token, exc.reason)
             issue_mark_alive(issue_id=issue_id)
             return result
+        except Exception as exc:
+            # A fault of our own while sending: the rows wait for a retry (and fail after
+            # SEND_MAX_ATTEMPTS) instead of being claimed, crashing and reaped for ever.
+            log.exception("issue %s: batch %s failed while sending", issue_id, token)
+            result.deferred += _defer_all(token, f"internal error while sending: {type(exc).__name__}: {exc}")
+            issue_mark_alive(issue_id=issue_id)
+            return result
+        outcomes = {**unbuilt, **outcomes}
         changed = {
             delivery_id: (list_id, email)
             for delivery_id, (list_id, email) in eligible.items()

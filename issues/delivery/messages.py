@@ -44,6 +44,7 @@ def recipient_for(
     mailing_list: MailingList,
     headers_template: dict[str, str] | None = None,
     nonce: str = "",
+    name: str = "",
 ) -> Recipient:
     """Return one reader's personal parts: links, headers, Message-ID, metadata.
 
@@ -64,6 +65,7 @@ def recipient_for(
         preferences_url=preferences_url(subscriber_id=subscriber_id),
         headers={name: value.replace(_URL_MARK, unsubscribe) for name, value in template.items()},
         metadata={"issue_id": str(issue.pk), "subscriber_id": str(subscriber_id), "delivery_id": str(delivery_id)},
+        name=name,
     )
 
 

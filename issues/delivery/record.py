@@ -43,7 +43,10 @@ def _retry_or_give_up(rows, *, error: str, attempts: int, now) -> tuple[int, int
     released = {"claim_token": "", "claimed_at": None, "updated_at": now}
     if attempts >= settings.SEND_MAX_ATTEMPTS:
         gave_up = f"gave up after {attempts} attempts: {error}"[:1000]
-        return rows.update(status=Delivery.Status.FAILED, last_error=gave_up, **released), 0
+        failed = rows.update(
+            status=Delivery.Status.FAILED, failure_kind=Delivery.Failure.TRANSIENT, last_error=gave_up, **released
+        )
+        return failed, 0
     return 0, rows.update(
         status=Delivery.Status.DEFERRED,
         last_error=error[:1000],
@@ -68,7 +71,12 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
         # call leaves hundreds of readers with the same error.
         for error, ids in _grouped({d: o.error for d, o in permanent.items()}).items():
             result.failed += claimed.filter(id__in=ids).update(
-                status=Delivery.Status.FAILED, last_error=error, claim_token="", claimed_at=None, updated_at=now
+                status=Delivery.Status.FAILED,
+                failure_kind=Delivery.Failure.PERMANENT,
+                last_error=error,
+                claim_token="",
+                claimed_at=None,
+                updated_at=now,
             )
             log.warning("readers failed: %s", error, extra={"readers": len(ids)})
         if transient:

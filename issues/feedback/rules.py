@@ -156,7 +156,9 @@ def _rejected(event: DeliveryEvent, rows: QuerySet[Delivery], when) -> None:
         if address:
             suppression_add(email=address, reason=Suppression.Reason.REJECTED, event=event, note=event.description)
     rows.filter(status=Delivery.Status.SENT).update(
-        status=Delivery.Status.FAILED, last_error=(event.description or "rejected by the provider")[:2000]
+        status=Delivery.Status.FAILED,
+        failure_kind=Delivery.Failure.PERMANENT,
+        last_error=(event.description or "rejected by the provider")[:2000],
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 
 from subscriptions.addresses import email_hash, email_normalize
+from subscriptions.exports import csv_cell_read
 from subscriptions.models import (
     NAME_MAX_LENGTH,
     ImportJob,
@@ -57,7 +58,7 @@ class _Chunk:
 def _address_check(raw: str) -> tuple[str, str, str]:
     """Return (address, its suppression hash, "") or ("", "", why it is invalid)."""
     try:
-        email = email_normalize(raw)
+        email = email_normalize(csv_cell_read(raw.strip()))
     except ValidationError as exc:
         return "", "", exc.messages[0]
     return email, email_hash(email), ""
@@ -155,7 +156,7 @@ def _email_cell(cells, email_at: int, name_at: int | None) -> str:
 
 def _name_cell(cells: list[str], name_at: int | None, raw: str) -> str:
     """Return the row's name; reject one with line breaks or over the length limit."""
-    name = _cell(cells, name_at).strip()
+    name = csv_cell_read(_cell(cells, name_at).strip())
     if "\r" in name or "\n" in name or "\x00" in name:
         raise _Rejected("The name cannot contain line breaks.", raw)
     if len(name) > NAME_MAX_LENGTH:

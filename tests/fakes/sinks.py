@@ -109,10 +109,13 @@ class _SmtpHandler:
 class SmtpSink:
     """A real SMTP server on loopback that counts what it receives."""
 
-    def __init__(self, *, keep_messages: bool = False, port: int = 0) -> None:
+    def __init__(self, *, keep_messages: bool = False, port: int = 0, smtputf8: bool = False) -> None:
         self.tally = Tally(keep_messages=keep_messages)
         self.replies: dict[str, str] = {}  # address -> SMTP reply to RCPT, e.g. "550 5.1.1 No such user"
-        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=port or _free_port())
+        # aiosmtpd always offers 8BITMIME; SMTPUTF8 (UTF-8 addresses) only when asked.
+        self.controller = Controller(
+            _SmtpHandler(self), hostname="127.0.0.1", port=port or _free_port(), enable_SMTPUTF8=smtputf8
+        )
 
     def reply_for(self, address: str) -> str | None:
         return self.replies.get(address.lower())

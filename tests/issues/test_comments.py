@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 
 import pytest
@@ -285,8 +286,8 @@ def test_answer_is_mailed_to_the_writer_in_their_thread(client, comment, staff, 
     assert response.status_code == 302
     [path] = list(outbox.glob("*.eml"))
     message = email.message_from_bytes(path.read_bytes())
-    assert message["To"] == "alice@example.org"
-    assert message["Subject"] == "Re: Re: On the strike"
+    assert message["To"] == "Alice <alice@example.org>"
+    assert message["Subject"] == "Re: On the strike"  # the letter's "Re:" is not doubled
     assert message["In-Reply-To"] == "<reply-1@mail.example.org>"
     assert message["From"] == "DWV <list@dwv.example>"
     assert message["Reply-To"] == "editors@dwv.example"
@@ -341,3 +342,18 @@ def test_a_comment_on_no_issue_cannot_be_published(client, comment, staff):
     assert response.status_code == 400
     comment.refresh_from_db()
     assert not comment.published
+
+
+def test_answer_subject_is_plain_text_and_names_encode_correctly(client, comment, staff, outbox):
+    Comment.objects.filter(pk=comment.pk).update(
+        subject="Jefferson North workers: 'We carried this plant' & <more>", sender_name='Zoë "Z" Ünal, 😀'
+    )
+    client.force_login(staff["editor"])
+
+    client.post(f"/editor/comments/{comment.pk}/answer/", {"text": "Merci."})
+
+    [path] = list(outbox.glob("*.eml"))
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default.clone(raise_on_defect=True))
+    assert message["Subject"] == "Re: Jefferson North workers: 'We carried this plant' & <more>"
+    assert message["To"].addresses[0].display_name == 'Zoë "Z" Ünal, 😀'
+    assert all(len(line) <= 78 for line in path.read_bytes().split(b"\r\n\r\n")[0].split(b"\r\n"))

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from dwvlist.embedded_redis import EmbeddedRedis
 from issues import services
@@ -216,8 +217,12 @@ def test_a_ledger_cut_off_part_way_is_finished_by_the_reaper_and_everyone_is_rea
         readers_make(news, 900)
         issue = issue_make(news)
         ledger_writer_dies_on_second_chunk(monkeypatch, chunk=300)
+        # The ledger task's work, done here so its writer can die part-way (as a killed worker's would).
+        Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
+        issue.refresh_from_db()
+        services.issue_freeze(issue=issue)
         with pytest.raises(OSError):
-            services.issue_send(issue=issue)  # the first 300 rows are committed and their lanes queued
+            ledger.ledger_complete(issue=issue)  # the first 300 rows are committed and their lanes queued
         assert Delivery.objects.filter(issue=issue).count() == 300
         _wait(lambda: _status(issue) == "sent", timeout=120)
     finally:

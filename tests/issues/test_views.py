@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from dwvlist.celery import app as celery_app
 from issues import services
+from issues.delivery.ledger import ledger_write
+from issues.delivery.tasks import complete_ledger
 from issues.models import MAX_BODY_LENGTH, Delivery, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
@@ -64,6 +66,13 @@ def issue(mailing_list):
     issue = Issue.objects.create(title="The plant is closing", byline="By Ana Ruiz", body="Read https://example.com/")
     issue.lists.add(mailing_list)
     return issue
+
+
+def send_now(client, issue) -> None:
+    """Press "Send now", then write the ledger here as the queued task would (tests queue nothing on commit)."""
+    client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    issue.refresh_from_db()
+    ledger_write(issue=issue)
 
 
 @pytest.fixture
@@ -224,18 +233,29 @@ def test_unschedule_makes_a_draft_again(editor_client, issue):
     assert issue.status == "draft"
 
 
-def test_send_now_asks_for_confirmation_then_freezes_and_writes_the_ledger(editor_client, mailing_list, issue):
+def test_send_now_freezes_and_queues_the_ledger_without_writing_it_in_the_request(
+    editor_client, mailing_list, issue, monkeypatch, django_capture_on_commit_callbacks
+):
     subscribe(mailing_list, "a@example.org")
     subscribe(mailing_list, "b@example.org")
     url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
     page = editor_client.get(url).content.decode()
     assert "Send to 2 readers" in page
     assert Issue.objects.get(pk=issue.pk).status == "draft"
-    response = editor_client.post(url)
+    queued = []
+    monkeypatch.setattr(services, "task_queue", lambda name, *args: queued.append((name, *args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(url)
     assert response["Location"] == reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
     issue.refresh_from_db()
     assert issue.status == "sending"
     assert issue.snapshot_html and issue.snapshot_text
+    # The request wrote no ledger: it queued the task that does.
+    assert queued == [("issues.tasks.complete_ledger", issue.pk)]
+    assert not Delivery.objects.filter(issue=issue).exists()
+    page = editor_client.get(response["Location"]).content.decode()
+    assert "Preparing the recipient list" in page
+    complete_ledger(issue.pk)
     assert set(Delivery.objects.filter(issue=issue).values_list("email", flat=True)) == {
         "a@example.org",
         "b@example.org",
@@ -245,7 +265,7 @@ def test_send_now_asks_for_confirmation_then_freezes_and_writes_the_ledger(edito
 def test_a_second_send_is_a_no_op_that_says_so(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
     url = reverse("editor:issue_send", kwargs={"issue_id": issue.pk})
-    editor_client.post(url)
+    send_now(editor_client, issue)
     response = editor_client.post(url, follow=True)
     assert "Nothing was done: this issue is already sending." in response.content.decode()
     assert Delivery.objects.filter(issue=issue).count() == 1
@@ -307,7 +327,7 @@ def test_send_a_test_refuses_bad_addresses(editor_client, issue):
 def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(editor_client, mailing_list, issue):
     for n in range(4):
         subscribe(mailing_list, f"r{n}@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     Delivery.objects.filter(issue=issue, email__in=["r0@example.org", "r1@example.org"]).update(
         status="sent", sent_at=timezone.now()
     )
@@ -317,13 +337,13 @@ def test_progress_page_shows_figures_without_javascript_and_json_for_the_poller(
     data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
     assert data["sent"] == 2 and data["total"] == 4 and data["pending"] == 2
     assert data["status_display"] == "Sending" and data["ledger_written"] is True
-    assert 'id="ledger-note" hidden>' in page
+    assert 'id="preparing" hidden>' in page
 
 
 def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_client, mailing_list, issue, monkeypatch):
     for n in range(4):
         subscribe(mailing_list, f"r{n}@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     url = reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})
     # As if counting took long enough to be worth sharing (at 1M readers it takes about 0.3 s).
     monkeypatch.setattr(services, "PROGRESS_REUSE_FACTOR", 10_000)
@@ -345,17 +365,17 @@ def test_viewers_of_a_sending_issue_share_a_recent_count_of_its_ledger(editor_cl
 
 def test_progress_page_says_when_the_list_of_readers_is_still_being_written(editor_client, mailing_list, issue):
     subscribe(mailing_list, "r0@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     Issue.objects.filter(pk=issue.pk).update(ledger_written_at=None)  # as while a writer is part-way
     page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
-    assert '<p class="muted" id="ledger-note">Still writing the list of readers' in page
+    assert '<p class="message" id="preparing">Preparing the recipient list' in page
     data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
     assert data["ledger_written"] is False
 
 
 def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
     assert Issue.objects.get(pk=issue.pk).status == "paused"
     editor_client.post(reverse("editor:issue_resume", kwargs={"issue_id": issue.pk}))
@@ -367,7 +387,7 @@ def test_pause_resume_and_cancel(editor_client, mailing_list, issue):
 
 def test_progress_page_offers_only_the_controls_that_apply(editor_client, mailing_list, issue):
     subscribe(mailing_list, "a@example.org")
-    editor_client.post(reverse("editor:issue_send", kwargs={"issue_id": issue.pk}))
+    send_now(editor_client, issue)
     url = reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
 
     def shown(page: str) -> dict[str, bool]:
@@ -383,6 +403,95 @@ def test_progress_page_offers_only_the_controls_that_apply(editor_client, mailin
     editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}))
     page = editor_client.get(url).content.decode()
     assert 'id="controls" hidden>' in page and "Report</a>" in page
+
+
+def _rows(issue, mailing_list, statuses: dict[str, int]) -> None:
+    """Give the issue's ledger rows in these statuses (claimed rows as held by a batch now)."""
+    now = timezone.now()
+    n = 0
+    for status, count in statuses.items():
+        for _ in range(count):
+            n += 1
+            reader = Subscriber.objects.create(email=f"row{n}@example.org")
+            Delivery.objects.create(
+                issue=issue,
+                subscriber=reader,
+                mailing_list=mailing_list,
+                email=reader.email,
+                status=status,
+                sent_at=now if status == "sent" else None,
+                claim_token="t" * 32 if status == "claimed" else "",
+                claimed_at=now if status == "claimed" else None,
+                last_error="the reader unsubscribed before sending" if status == "skipped" else "",
+            )
+
+
+def test_before_the_first_batch_rate_and_time_left_are_blank(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"pending": 5})
+    Issue.objects.filter(pk=issue.pk).update(
+        status="sending", started_at=timezone.now(), ledger_written_at=timezone.now()
+    )
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["rate_per_second"] is None and data["eta_seconds"] is None
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert '<dd data-field="rate">—</dd>' in page and '<dd data-field="eta">—</dd>' in page
+
+
+def test_rate_is_measured_over_the_last_half_minute_and_gives_the_time_left(editor_client, mailing_list, issue):
+    started = timezone.now() - datetime.timedelta(minutes=5)
+    _rows(issue, mailing_list, {"sent": 60, "pending": 300})
+    # 30 of the sent rows went out long ago: only the last half minute counts.
+    old = Delivery.objects.filter(issue=issue, status="sent").order_by("id")[:30].values_list("id", flat=True)
+    Delivery.objects.filter(id__in=list(old)).update(sent_at=started)
+    Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=started, ledger_written_at=started)
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert data["rate_per_second"] == 1.0  # 30 in 30 s
+    assert data["eta_seconds"] == 300 and data["eta_text"] == "5 minutes"
+
+
+def test_after_pause_or_cancel_the_page_says_the_batch_in_flight_finishes(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"sent": 10, "claimed": 4, "pending": 6, "skipped": 2})
+    Issue.objects.filter(pk=issue.pk).update(
+        status="sending", started_at=timezone.now(), ledger_written_at=timezone.now()
+    )
+    url = reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})
+    editor_client.post(reverse("editor:issue_pause", kwargs={"issue_id": issue.pk}))
+    page = editor_client.get(url).content.decode()
+    assert 'Stopping after the batch in flight (<span data-field="stopping">4</span> readers)' in page
+    assert '<span data-field="heading">Stopping:</span>' in page
+
+    confirm = editor_client.get(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk})).content.decode()
+    assert "<strong>6</strong> readers not yet sent it will not get this issue" in confirm
+    assert "A batch of 4 readers is being sent right now: it finishes." in confirm
+    assert Issue.objects.get(pk=issue.pk).status == "paused"  # asking changed nothing
+
+    response = editor_client.post(reverse("editor:issue_cancel", kwargs={"issue_id": issue.pk}), follow=True)
+    page = response.content.decode()
+    assert (
+        "Cancelled: 6 readers will not get this issue. The batch already being sent (4 readers) finishes first." in page
+    )
+    data = editor_client.get(reverse("editor:issue_progress_json", kwargs={"issue_id": issue.pk})).json()
+    assert (data["sent"], data["cancelled"], data["skipped"], data["pending"], data["stopping"]) == (10, 6, 2, 0, 4)
+    assert data["skipped_reasons"] == [{"reason": "the reader unsubscribed before sending", "count": 2}]
+
+    # The batch in flight is recorded: the figures stand, with the cancelled readers on their own.
+    Delivery.objects.filter(issue=issue, status="claimed").update(
+        status="sent", sent_at=timezone.now(), claim_token="", claimed_at=None
+    )
+    page = editor_client.get(url).content.decode()
+    assert '<span data-field="heading">Cancelled:</span>' in page and 'id="stopping" hidden>' in page
+    assert 'Sent <span data-field="sent">14</span> of <span data-field="total">22</span>' in page
+    assert '<dd data-field="cancelled">6</dd>' in page
+
+
+def test_the_finished_page_says_sent_with_the_duration_and_links_the_report(editor_client, mailing_list, issue):
+    _rows(issue, mailing_list, {"sent": 3})
+    started = timezone.now() - datetime.timedelta(seconds=95)
+    Issue.objects.filter(pk=issue.pk).update(status="sent", started_at=started, sent_at=timezone.now())
+    page = editor_client.get(reverse("editor:issue_progress", kwargs={"issue_id": issue.pk})).content.decode()
+    assert '<span data-field="heading">Sent</span>' in page
+    report = reverse("editor:issue_report", kwargs={"issue_id": issue.pk})
+    assert f'Sent to every reader it could reach in 2 minutes. <a href="{report}">Read the report</a>' in page
 
 
 def test_controls_are_post_only(editor_client, issue):
@@ -453,10 +562,46 @@ def test_failures_download_as_csv_without_spreadsheet_formulas(editor_client, se
     assert by_email["fail@example.org"][3] == '\'=HYPERLINK("http://evil")'
 
 
-def test_retry_the_failed_ones_queues_them_again(editor_client, sent_issue):
+def test_failures_csv_guards_an_address_that_looks_like_a_formula(editor_client, sent_issue):
+    Delivery.objects.filter(issue=sent_issue, email="fail@example.org").update(email="=cmd@example.org")
+    response = editor_client.get(reverse("editor:issue_failures_csv", kwargs={"issue_id": sent_issue.pk}))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert "'=cmd@example.org" in {row[0] for row in rows[1:]}
+
+
+def _failures(issue, mailing_list, kinds: dict[str, str]) -> None:
+    for email, kind in kinds.items():
+        reader = Subscriber.objects.create(email=email)
+        Delivery.objects.create(
+            issue=issue, subscriber=reader, mailing_list=mailing_list, email=email, status="failed", failure_kind=kind
+        )
+
+
+def test_retry_offers_and_requeues_only_temporary_failures(editor_client, sent_issue, mailing_list):
+    Delivery.objects.filter(issue=sent_issue, email="fail@example.org").update(failure_kind="permanent")
+    report = reverse("editor:issue_report", kwargs={"issue_id": sent_issue.pk})
+    assert "Retry the" not in editor_client.get(report).content.decode()  # only a permanent failure: no button
+
+    _failures(sent_issue, mailing_list, {"t1@example.org": "transient", "t2@example.org": "transient"})
+    assert "Retry the 2 temporary failures" in editor_client.get(report).content.decode()
     response = editor_client.post(reverse("editor:issue_retry_failed", kwargs={"issue_id": sent_issue.pk}), follow=True)
-    assert "1 failed deliveries are queued again." in response.content.decode()
-    assert Delivery.objects.get(issue=sent_issue, email="fail@example.org").status == "pending"
+    assert "2 temporary failures are queued again." in response.content.decode()
+    statuses = dict(
+        Delivery.objects.filter(issue=sent_issue, status__in=["failed", "pending"]).values_list("email", "status")
+    )
+    assert statuses == {"fail@example.org": "failed", "t1@example.org": "pending", "t2@example.org": "pending"}
+    assert Issue.objects.get(pk=sent_issue.pk).status == "sending"
+
+
+@pytest.mark.parametrize(("status", "says"), [("paused", "resume it first"), ("cancelled", "was cancelled")])
+def test_retry_waits_for_a_resume_and_never_for_a_cancelled_issue(
+    editor_client, sent_issue, mailing_list, status, says
+):
+    _failures(sent_issue, mailing_list, {"t1@example.org": "transient"})
+    Issue.objects.filter(pk=sent_issue.pk).update(status=status)
+    response = editor_client.post(reverse("editor:issue_retry_failed", kwargs={"issue_id": sent_issue.pk}), follow=True)
+    assert says in response.content.decode()
+    assert Delivery.objects.get(issue=sent_issue, email="t1@example.org").status == "failed"
 
 
 def test_send_a_test_needs_a_list(editor_client, db):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -113,6 +115,10 @@ def test_editor_pages_have_no_serious_accessibility_violations(axe_available, jo
     readers_create(mailing_list=news, count=5)
     issue = _sent_issue(news)
     draft = Issue.objects.create(title="Next week's issue", body="Draft text with https://example.org/link.")
+    scheduled = Issue.objects.create(
+        title="The week after", body="Later.", status="scheduled", scheduled_at=timezone.now() + timedelta(days=7)
+    )
+    scheduled.lists.add(news)
     draft.lists.add(news)
     comment = Comment.objects.create(
         provider="test",
@@ -147,6 +153,7 @@ def test_editor_pages_have_no_serious_accessibility_violations(axe_available, jo
         (f"/editor/issues/{draft.pk}/schedule/", "schedule"),
         (f"/editor/issues/{issue.pk}/", "preview of a sent issue"),
         (f"/editor/issues/{issue.pk}/progress/", "progress"),
+        (f"/editor/issues/{scheduled.pk}/cancel/", "cancel confirmation"),
         (f"/editor/issues/{issue.pk}/report/", "report"),
         ("/editor/comments/", "comments inbox"),
         (f"/editor/comments/{comment.pk}/", "comment"),

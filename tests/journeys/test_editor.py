@@ -81,10 +81,12 @@ def test_editor_composes_previews_tests_sends_and_finds_the_issue_in_the_archive
     expect(page.locator("#progress-note")).to_have_text("Finished.")
     journey.step("progress at 100 percent")
     mailed = [m for m in outbox_messages(outbox) if m["Subject"] == TITLE]
-    assert sorted(str(m["To"]) for m in mailed) == [f"reader{n:03d}@example.org" for n in range(READERS)]
+    assert sorted(m["To"].addresses[0].addr_spec for m in mailed) == [
+        f"reader{n:03d}@example.org" for n in range(READERS)
+    ]
 
     # The report agrees.
-    page.get_by_role("link", name="Report").click()
+    page.get_by_role("link", name="Report", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Report on “{TITLE}”")
     figures = page.get_by_role("table").first
     expect(figures.get_by_role("row", name=f"Recipients {READERS}", exact=True)).to_be_visible()

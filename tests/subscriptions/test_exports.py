@@ -74,3 +74,39 @@ def test_export_command_writes_a_file(tmp_path, lists):
     call_command("export_subscribers", "--list", "events", "--output", str(out), stderr=io.StringIO())
     rows = list(csv.reader(out.open(encoding="utf-8")))
     assert [r[0] for r in rows[1:]] == ["bob@example.org"]
+
+
+def test_addresses_that_look_like_formulas_are_guarded_and_re_import_as_they_were(lists, tmp_path):
+    news = lists[0]
+    now = timezone.now()
+    for address in ("=cmd@example.org", "+sum@example.org", "-neg@example.org"):
+        reader = Subscriber.objects.create(email=address, name="+1 caller")
+        Subscription.objects.create(
+            subscriber=reader, mailing_list=news, status="active", consent_source="form", confirmed_at=now
+        )
+    out = tmp_path / "out.csv"
+    call_command("export_subscribers", "--list", "news", "--output", str(out), stderr=io.StringIO())
+    rows = list(csv.reader(out.open(encoding="utf-8")))
+    exported = {row[0]: row[1] for row in rows[1:]}
+    assert {"'=cmd@example.org", "'+sum@example.org", "'-neg@example.org"} <= set(exported)
+    assert exported["'=cmd@example.org"] == "'+1 caller"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows[1:] for cell in row)
+
+    # The file as exported goes back in unchanged: the guard comes off.
+    Subscriber.objects.filter(email__in=["=cmd@example.org", "+sum@example.org", "-neg@example.org"]).delete()
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    call_command(
+        "import_subscribers",
+        str(path),
+        "--list",
+        "news",
+        "--consent",
+        "given",
+        "--name-column",
+        "name",
+        stdout=io.StringIO(),
+    )
+    assert Subscriber.objects.get(email="=cmd@example.org").name == "+1 caller"
+    assert Subscriber.objects.filter(email__in=["+sum@example.org", "-neg@example.org"]).count() == 2

@@ -120,7 +120,7 @@ def test_double_opt_in_from_form_to_confirmed(client, news, outbox, django_captu
 
     assert tasks.confirmation_mail(subscription.subscriber_id) is True
     [message] = outbox_messages(outbox)
-    assert message["To"] == "reader@example.org"
+    assert message["To"] == "Rosa <reader@example.org>"  # the name the reader typed
     assert message["From"] == "The News Desk <news@example.org>"
     assert message["Reply-To"] == "desk@example.org"
     assert message["Subject"] == "Confirm your subscription to News"
@@ -472,7 +472,7 @@ def test_change_of_address_confirms_the_new_one_first(
 
     tasks.address_change_mail(active_reader.pk, "new@example.org")
     [message] = outbox_messages(outbox)
-    assert message["To"] == "new@example.org"
+    assert message["To"] == "Ada <new@example.org>"
     assert message["Subject"] == "Confirm your new address"
     link = path_of(link_in(text_of(message), "http://127.0.0.1:8000/confirm-address/"))
 

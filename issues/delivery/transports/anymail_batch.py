@@ -18,6 +18,8 @@ from issues.delivery.transports.base import (
     calls_send,
     from_header,
     recipient_outcome,
+    recipients_on_the_wire,
+    to_header,
 )
 from issues.delivery.transports.django_backend import DjangoBackendTransport, anymail_failure
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
@@ -71,8 +73,9 @@ class AnymailBatchTransport(Transport):
             # One plain message per reader, links filled in here: no template engine reads the article.
             backend = f"anymail.backends.{self.name}.EmailBackend"
             return DjangoBackendTransport(backend, self.name).send(envelope=envelope, recipients=recipients)
+        recipients, failed = recipients_on_the_wire(recipients)
         calls = [recipients[start : start + self.max_batch] for start in range(0, len(recipients), self.max_batch)]
-        return calls_send(calls, lambda call: self._send_call(envelope, call))
+        return {**failed, **(calls_send(calls, lambda call: self._send_call(envelope, call)) if calls else {})}
 
     def _send_call(self, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
         text, html = bodies_templated(envelope, self.field_format)
@@ -80,7 +83,7 @@ class AnymailBatchTransport(Transport):
             subject=envelope.subject,
             body=text,
             from_email=from_header(envelope),
-            to=[r.email for r in recipients],
+            to=[to_header(r) for r in recipients],
             reply_to=[envelope.reply_to] if envelope.reply_to else None,
             headers=envelope.extra_headers,
             connection=get_connection(f"anymail.backends.{self.name}.EmailBackend"),

@@ -8,10 +8,9 @@ retried later; nothing is guessed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from dwvlist.emails import sender_address
-from issues.delivery.mime import header_encode
+from issues.delivery.mime import address_display, address_wire
 from issues.delivery.ratelimit import provider_pause
 from issues.rendering import rendered_personalize
 
@@ -30,6 +29,7 @@ class Recipient:
     preferences_url: str
     headers: dict[str, str]  # List-* headers for this reader's list
     metadata: dict[str, str]
+    name: str = ""  # the reader's name, as they typed it, for the To header
 
 
 @dataclass
@@ -161,8 +161,32 @@ def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
 
 
 def from_header(envelope: Envelope) -> str:
-    return sender_address(envelope.from_name, envelope.from_email)
+    """Return the From address as Unicode text, for Django's and anymail's own encoders."""
+    return address_display(envelope.from_name, envelope.from_email)
 
 
-def subject_header(envelope: Envelope) -> str:
-    return header_encode(envelope.subject)
+def to_header(recipient: Recipient) -> str:
+    """Return the reader's address (its domain in IDNA form) with their name, for Django's and anymail's encoders."""
+    return address_display(recipient.name, address_wire(recipient.email))
+
+
+def recipients_on_the_wire(recipients: list[Recipient]) -> tuple[list[Recipient], dict[int, Outcome]]:
+    """Return the readers with their addresses as they go on the wire (IDNA domains), and those that cannot go.
+
+    A provider's API names readers by the address it was given: giving it
+    the wire form keeps its answers and merge data keyed alike.
+    """
+    ready, failed = [], {}
+    for recipient in recipients:
+        try:
+            wire = address_wire(recipient.email)
+        except ValueError as exc:
+            failed[recipient.delivery_id] = build_failure(exc)
+            continue
+        ready.append(recipient if wire == recipient.email else replace(recipient, email=wire))
+    return ready, failed
+
+
+def build_failure(exc: Exception) -> Outcome:
+    """Return the permanent failure of a reader whose copy could not be built, with the reason."""
+    return Outcome(PERMANENT, error=f"could not build this reader's copy: {type(exc).__name__}: {exc}"[:1000])

@@ -6,8 +6,10 @@ import smtplib
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from anymail.message import AnymailMessage
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 
+from dwvlist.mail import PreparedMessage
+from issues.delivery.mime import MessageTemplate, address_header, header_line
 from issues.delivery.transports.base import (
     PERMANENT,
     SENT,
@@ -17,10 +19,12 @@ from issues.delivery.transports.base import (
     Outcome,
     Recipient,
     Transport,
+    build_failure,
     from_header,
     http_failure,
     personal_parts,
     recipient_outcome,
+    to_header,
 )
 
 
@@ -47,20 +51,11 @@ class DjangoBackendTransport(Transport):
         outcomes: dict[int, Outcome] = {}
         try:
             for recipient in recipients:
-                text, html = personal_parts(envelope, recipient)
-                message_class = AnymailMessage if is_anymail else EmailMultiAlternatives
-                message = message_class(
-                    subject=envelope.subject,
-                    body=text,
-                    from_email=from_header(envelope),
-                    to=[recipient.email],
-                    reply_to=[envelope.reply_to] if envelope.reply_to else None,
-                    headers={**envelope.extra_headers, **recipient.headers, "Message-ID": f"<{recipient.message_id}>"},
-                    connection=connection,
-                )
-                message.attach_alternative(html, "text/html")
-                if is_anymail:
-                    message.metadata = recipient.metadata
+                try:
+                    message = self._message(envelope, recipient, connection, is_anymail)
+                except Exception as exc:  # anything wrong with this reader's copy fails this reader alone
+                    outcomes[recipient.delivery_id] = build_failure(exc)
+                    continue
                 try:
                     message.send()
                 except AnymailRecipientsRefused:
@@ -77,6 +72,9 @@ class DjangoBackendTransport(Transport):
                 except (smtplib.SMTPException, OSError) as exc:
                     outcomes[recipient.delivery_id] = Outcome(TRANSIENT, error=str(exc)[:1000])
                     continue
+                except (ValueError, UnicodeError) as exc:  # the backend could not encode this reader's copy
+                    outcomes[recipient.delivery_id] = build_failure(exc)
+                    continue
                 if is_anymail:
                     status = (message.anymail_status.recipients or {}).get(recipient.email)
                     outcomes[recipient.delivery_id] = recipient_outcome(status, default_id=recipient.message_id)
@@ -88,6 +86,50 @@ class DjangoBackendTransport(Transport):
             except Exception:  # noqa: S110 (closing a broken connection must not lose the outcomes)
                 pass
         return outcomes
+
+    def _message(self, envelope: Envelope, recipient: Recipient, connection, is_anymail: bool):
+        """Return the reader's copy as a Django message.
+
+        An ESP's API takes the values as Unicode and encodes them itself;
+        Django's own backends (the outbox, the console) get the very bytes
+        the SMTP path would send, since Django's encoder makes encoded words
+        longer than RFC 2047 allows and cannot write a UTF-8 local part.
+        """
+        text, html = personal_parts(envelope, recipient)
+        headers = {**envelope.extra_headers, **recipient.headers}
+        message_class = AnymailMessage if is_anymail else PreparedMessage
+        message = message_class(
+            subject=envelope.subject,
+            body=text,
+            from_email=from_header(envelope),
+            to=[to_header(recipient)],
+            reply_to=[envelope.reply_to] if envelope.reply_to else None,
+            headers={**headers, "Message-ID": f"<{recipient.message_id}>"},
+            connection=connection,
+        )
+        message.attach_alternative(html, "text/html")
+        if is_anymail:
+            message.metadata = recipient.metadata
+        else:
+            message.raw = _template(envelope).render(
+                to_name=recipient.name,
+                to=recipient.email,
+                message_id=recipient.message_id,
+                text=text,
+                html=html,
+                headers=recipient.headers,
+                eightbit=True,
+            )
+        return message
+
+
+def _template(envelope: Envelope) -> MessageTemplate:
+    return MessageTemplate(
+        from_line=address_header("From", envelope.from_name, envelope.from_email),
+        subject_line=header_line("Subject", envelope.subject),
+        reply_to_line=address_header("Reply-To", "", envelope.reply_to) if envelope.reply_to else "",
+        extra_headers=envelope.extra_headers,
+    )
 
 
 def anymail_failure(exc: AnymailError) -> BatchDeferred | None:

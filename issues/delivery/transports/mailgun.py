@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from dwvlist.emails import sender_address
+from issues.delivery.mime import address_encode
 from issues.delivery.transports.anymail_batch import bodies_templated
 from issues.delivery.transports.base import (
     SENT,
@@ -36,6 +36,7 @@ from issues.delivery.transports.base import (
     Transport,
     calls_send,
     http_failure,
+    recipients_on_the_wire,
 )
 
 MAILGUN_MAX_BATCH = 1000  # Mailgun's limit of recipients per call
@@ -81,7 +82,7 @@ class MailgunBatchTransport(Transport):
         """Return the form fields of one batch call."""
         text, html = bodies_templated(envelope, _VARIABLE)
         fields = [
-            ("from", sender_address(envelope.from_name, envelope.from_email)),
+            ("from", address_encode(envelope.from_name, envelope.from_email)),
             ("subject", envelope.subject),
             ("text", text),
             ("html", html),
@@ -123,10 +124,12 @@ class MailgunBatchTransport(Transport):
         # Readers whose lists carry different headers (one list has an
         # archive, another not) go in separate calls, so nobody gets an
         # empty header; usually the whole batch is one call.
+        recipients, failed = recipients_on_the_wire(recipients)
         groups: dict[tuple[str, ...], list[Recipient]] = {}
         for recipient in recipients:
             groups.setdefault(tuple(recipient.headers), []).append(recipient)
-        return calls_send(list(groups.values()), lambda group: self._send_call(envelope, group))
+        sent = calls_send(list(groups.values()), lambda group: self._send_call(envelope, group)) if groups else {}
+        return {**failed, **sent}
 
     def _send_call(self, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
         domain = self.sender_domain or envelope.from_email.rpartition("@")[2]

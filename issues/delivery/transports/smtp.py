@@ -9,7 +9,15 @@ import struct
 
 from django.conf import settings
 
-from issues.delivery.mime import MessageTemplate
+from issues.delivery.mime import (
+    AddressError,
+    MessageTemplate,
+    address_header,
+    address_needs_smtputf8,
+    address_wire,
+    dot_stuff,
+    header_line,
+)
 from issues.delivery.transports.base import (
     PERMANENT,
     SENT,
@@ -19,9 +27,13 @@ from issues.delivery.transports.base import (
     Outcome,
     Recipient,
     Transport,
-    from_header,
+    build_failure,
     personal_parts,
-    subject_header,
+)
+
+NO_SMTPUTF8 = (
+    "the address has non-ASCII characters before the @, and the mail server (EMAIL_HOST) "
+    "does not accept such addresses (it does not offer SMTPUTF8); it cannot be sent this way"
 )
 
 
@@ -59,18 +71,24 @@ class SmtpTransport(Transport):
 
     def send(self, *, envelope: Envelope, recipients: list[Recipient]) -> dict[int, Outcome]:
         try:
+            template = MessageTemplate(
+                from_line=address_header("From", envelope.from_name, envelope.from_email),
+                subject_line=header_line("Subject", envelope.subject),
+                reply_to_line=address_header("Reply-To", "", envelope.reply_to) if envelope.reply_to else "",
+                extra_headers=envelope.extra_headers,
+            )
+            sender = address_wire(envelope.from_email)
+        except AddressError as exc:
+            # The list's own address: nobody of this batch can be sent to until an admin fixes it.
+            return {r.delivery_id: Outcome(PERMANENT, error=f"the list's address: {exc}") for r in recipients}
+        try:
             conn = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
             refused = isinstance(exc, smtplib.SMTPAuthenticationError)
             raise BatchDeferred(f"SMTP connection failed: {exc}", credentials_refused=refused) from exc
-        template = MessageTemplate(
-            from_header=from_header(envelope),
-            subject_header=subject_header(envelope),
-            reply_to=envelope.reply_to,
-            extra_headers=envelope.extra_headers,
-        )
         outcomes: dict[int, Outcome] = {}
         pipelining = conn.has_extn("pipelining")
+        eightbit, smtputf8 = conn.has_extn("8bitmime"), conn.has_extn("smtputf8")
         # Until the batch ends cleanly, closing the connection resets it. After a
         # timeout (a network partition, say) a message body may still sit
         # unacknowledged in the socket's send queue; a graceful close, which
@@ -81,16 +99,30 @@ class SmtpTransport(Transport):
         clean = True  # the connection is between transactions, and answering
         try:
             for index, recipient in enumerate(recipients):
-                text, html = personal_parts(envelope, recipient)
-                raw = template.render(
-                    to=recipient.email,
-                    message_id=recipient.message_id,
-                    text=text,
-                    html=html,
-                    headers=recipient.headers,
-                )
+                utf8 = address_needs_smtputf8(recipient.email)
+                if utf8 and not smtputf8:
+                    outcomes[recipient.delivery_id] = Outcome(PERMANENT, error=NO_SMTPUTF8)
+                    continue
                 try:
-                    code, message = _smtp_transaction(conn, envelope.from_email, recipient.email, raw, pipelining)
+                    text, html = personal_parts(envelope, recipient)
+                    raw = template.render(
+                        to_name=recipient.name,
+                        to=recipient.email,
+                        message_id=recipient.message_id,
+                        text=text,
+                        html=html,
+                        headers=recipient.headers,
+                        eightbit=eightbit,
+                    )
+                    mail_options = (" BODY=8BITMIME" if eightbit else "") + (" SMTPUTF8" if utf8 else "")
+                    commands = (
+                        f"MAIL FROM:<{sender}>{mail_options}\r\nRCPT TO:<{address_wire(recipient.email)}>\r\nDATA\r\n"
+                    ).encode()
+                except Exception as exc:  # anything wrong with this reader's copy fails this reader alone
+                    outcomes[recipient.delivery_id] = build_failure(exc)
+                    continue
+                try:
+                    code, message = _smtp_transaction(conn, commands, raw, pipelining)
                     if code == 250:
                         outcomes[recipient.delivery_id] = Outcome(SENT, message_id=recipient.message_id)
                     else:
@@ -127,24 +159,22 @@ def _linger(conn: smtplib.SMTP, *, abort: bool) -> None:
             pass
 
 
-def _smtp_transaction(
-    conn: smtplib.SMTP, sender: str, recipient: str, raw: bytes, pipelining: bool
-) -> tuple[int, bytes]:
+def _smtp_transaction(conn: smtplib.SMTP, commands: bytes, raw: bytes, pipelining: bool) -> tuple[int, bytes]:
     """Send one message to one recipient; return the first non-success reply, or (250, ...).
 
-    With PIPELINING (RFC 2920) MAIL, RCPT and DATA go out in one write. The
-    message is sent as it is: its lines are base64 or header lines, none
-    starts with a dot, so smtplib's per-message dot-stuffing pass is skipped.
+    `commands` are the MAIL, RCPT and DATA lines, UTF-8 encoded (an SMTPUTF8
+    address is UTF-8 on the wire). With PIPELINING (RFC 2920) they go out in
+    one write.
     """
-    commands = [f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n"]
+    lines = commands.split(b"\r\n")[:3]
     expected = [(250,), (250, 251), (354,)]
     if pipelining:
-        conn.send("".join(commands))
-        replies = [conn.getreply() for _ in commands]
+        conn.send(commands)
+        replies = [conn.getreply() for _ in lines]
     else:
         replies = []
-        for command, ok in zip(commands, expected, strict=True):
-            conn.send(command)
+        for command, ok in zip(lines, expected, strict=True):
+            conn.send(command + b"\r\n")
             replies.append(conn.getreply())
             if replies[-1][0] not in ok:
                 break
@@ -156,7 +186,7 @@ def _smtp_transaction(
                 conn.send(b".\r\n")
                 conn.getreply()
             return code, message
-    conn.send(raw + b".\r\n")
+    conn.send(dot_stuff(raw) + b".\r\n")
     return conn.getreply()
 
 
