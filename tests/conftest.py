@@ -66,12 +66,13 @@ def pytest_unconfigure(config):
 def _clean_redis():
     """Start each test with an empty Redis database (rate limits, heartbeats)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    # Keep live workers' heartbeats: they are rewritten only every few seconds.
-    keep = {key: client.get(key) for key in client.scan_iter("dwvlist:worker:*")}
+    # Keep live workers' heartbeats (they are rewritten only every few
+    # seconds) with the time they had left, so a stale one still expires.
+    keep = {key: (client.get(key), client.pttl(key)) for key in client.scan_iter("dwvlist:worker:*")}
     client.flushdb()
-    for key, value in keep.items():
-        if value is not None:
-            client.set(key, value, ex=settings.WORKER_HEARTBEAT_MAX_AGE)
+    for key, (value, left) in keep.items():
+        if value is not None and left > 0:
+            client.set(key, value, px=left)
     yield
 
 

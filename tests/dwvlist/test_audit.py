@@ -111,7 +111,9 @@ def test_retrying_failures_is_recorded_once_with_the_count(editor, news):
     issue = Issue.objects.create(title="T", body="B", status=Issue.Status.SENT, sent_at=timezone.now())
     issue.lists.add(news)
     for n in range(3):
-        Delivery.objects.create(issue=issue, email=f"r{n}@example.org", status="failed", last_error="timeout")
+        Delivery.objects.create(
+            issue=issue, email=f"r{n}@example.org", status="failed", last_error="timeout", failure_kind="transient"
+        )
     trail = Trail()
     editor.post(f"/editor/issues/{issue.pk}/retry/")
     entry = trail.one(Action.ISSUE_RETRIED, who="eddie", ip="198.51.100.7", object_id=issue.pk)
