@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dwvlist.clientip import trusted_networks_parse
 from dwvlist.envvars import (
     env_bool,
     env_choice,
@@ -39,6 +40,11 @@ elif len(SECRET_KEY) < 50:
 
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 SITE_ID = 1
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges);
+# see dwvlist/clientip.py. Empty: the connection's own address is the client's.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_networks_parse(TRUSTED_PROXIES)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -250,6 +256,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+# The client's address behind TRUSTED_PROXIES, the same one the other limits use.
+AXES_CLIENT_IP_CALLABLE = "dwvlist.clientip.client_ip"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
