@@ -23,20 +23,28 @@ from dwvlist.envvars import (
     env_str,
     env_url,
 )
+from dwvlist.secretkeys import DEVELOPMENT_KEY, secret_key_weakness
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 
-_INSECURE_DEV_KEY = "dev-only-insecure-key-change-me-0123456789-abcdefghijklmnopqrstuvwxyz"
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = _INSECURE_DEV_KEY
+    SECRET_KEY = DEVELOPMENT_KEY
 elif len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long")
+# Old keys after a rotation, newest first: links and address hashes made with
+# them still verify (see "Security" in README.md).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+if not DEBUG:
+    for _name, _key in [("SECRET_KEY", SECRET_KEY), *(("SECRET_KEY_FALLBACKS", k) for k in SECRET_KEY_FALLBACKS)]:
+        _weakness = secret_key_weakness(_key)
+        if _weakness:
+            raise ImproperlyConfigured(f"{_name} is unfit for production: {_weakness}")
 
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 SITE_ID = 1

@@ -18,6 +18,7 @@ from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.ratelimit import confirmation_mail_allowed
+from subscriptions.suppressions import suppression_find
 from subscriptions.tokens import (
     address_token_make,
     address_token_read,
@@ -35,10 +36,10 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
 
     An address already suppressed keeps its first reason.
     """
-    key = email_hash(email)
-    existing = Suppression.objects.filter(email_hash=key).first()
+    existing = suppression_find(email=email)
     if existing:
         return existing
+    key = email_hash(email)
     try:
         with transaction.atomic():
             return Suppression.objects.create(
@@ -54,7 +55,7 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
 
 def suppression_exists(*, email: str) -> bool:
     """Return True if the address must never be mailed."""
-    return Suppression.objects.filter(email_hash=email_hash(email)).exists()
+    return suppression_find(email=email) is not None
 
 
 def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, issue_id: int | None = None) -> bool:

@@ -4,6 +4,8 @@ Each purpose has its own salt, so a token made for one cannot be used for
 another. Unsubscribe and preferences tokens never expire (they sit in old
 mail for years) but cannot be forged: they are HMAC-signed with SECRET_KEY
 and carry only ids. Ids are encoded in base 36 to keep the URLs short.
+Tokens made before a key rotation keep working while the old key is in
+SECRET_KEY_FALLBACKS (Django's Signer tries each; so does every check here).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from dwvlist.keyed_hmac import salted_hmac_digest
+from dwvlist.keyed_hmac import salted_hmac_digest, secret_keys
 
 _UNSUBSCRIBE_SALT = "dwvlist.subscriptions.unsubscribe"
 _PREFERENCES_SALT = "dwvlist.subscriptions.preferences"
@@ -97,8 +99,8 @@ class ConfirmationClaim:
     digest: str
 
 
-def _state_digest(state: str) -> str:
-    return salted_hmac(_CONFIRMATION_STATE_SALT, state, algorithm="sha256").hexdigest()[:24]
+def _state_digest(state: str, secret: str | None = None) -> str:
+    return salted_hmac(_CONFIRMATION_STATE_SALT, state, secret=secret, algorithm="sha256").hexdigest()[:24]
 
 
 def confirmation_token_make(*, subscriber_id: int, issued_at: int, state: str) -> str:
@@ -120,8 +122,8 @@ def confirmation_token_read(token: str) -> ConfirmationClaim | None:
 
 
 def confirmation_token_matches(claim: ConfirmationClaim, *, state: str) -> bool:
-    """Return True if the state the token was made for is still the current one."""
-    return constant_time_compare(claim.digest, _state_digest(state))
+    """Return True if the state the token was made for is still the current one (under any key in use)."""
+    return any(constant_time_compare(claim.digest, _state_digest(state, secret)) for secret in secret_keys())
 
 
 def confirmation_token_expired(claim: ConfirmationClaim, *, now: int) -> bool:

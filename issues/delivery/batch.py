@@ -34,7 +34,7 @@ from issues.delivery.record import BatchResult, _defer_all, _record, _skipped_re
 from issues.delivery.transports import transport_for_settings
 from issues.delivery.transports.base import SENT, BatchDeferred
 from issues.models import Delivery, Issue
-from subscriptions.addresses import email_hash
+from subscriptions.addresses import email_hashes
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
 
@@ -57,7 +57,7 @@ def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
     return {
         subscriber_id
         for subscriber_id, email in emails.items()
-        if email.strip().lower() in addresses or (hashes and email_hash(email) in hashes)
+        if email.strip().lower() in addresses or (hashes and not hashes.isdisjoint(email_hashes(email)))
     }
 
 

@@ -86,7 +86,7 @@ def _subscribe(session, base: str, email: str, **headers) -> None:
 
 @pytest.mark.slow
 def test_one_clients_flood_does_not_use_up_another_readers_subscribe_limit(behind_proxy):
-    server, proxy = behind_proxy
+    _server, proxy = behind_proxy
     MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
     flooder, reader = visitor("127.0.0.2"), visitor("127.0.0.3")
     _away_from_a_minute_boundary()
