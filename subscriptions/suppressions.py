@@ -67,4 +67,3 @@ def suppressions_rekey(*, emails: Iterable[str]) -> int:
             _rekey(row, current_of[row.email_hash])
             found += 1
     return found
-

@@ -30,7 +30,7 @@ def _run(code: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(code, cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("key", PLACEHOLDER_KEYS[:4] + ["ab" * 40])
+@pytest.mark.parametrize("key", [*PLACEHOLDER_KEYS[:4], "ab" * 40])
 def test_a_published_or_weak_key_is_refused_at_start_with_debug_off(key):
     # What gunicorn does first: load the WSGI application.
     started = _run([sys.executable, "-c", "import dwvlist.wsgi"], DEBUG="0", SECRET_KEY=key)
