@@ -42,3 +42,11 @@ def subscribe_post_allowed(*, client: str) -> bool:
         cache.add(key, 1, timeout=120)
         count = 1
     return count <= settings.SUBSCRIBE_POSTS_PER_MINUTE
+
+
+MAILTO_ANSWER_INTERVAL = 86400  # seconds: one preferences-link answer per address per day
+
+
+def mailto_answer_allowed(*, email: str) -> bool:
+    """Return True, and hold the address's window, if it may be answered a mail to the bare unsubscribe address."""
+    return cache.add(f"ratelimit:mailto-answer:{email_hash(email)}", 1, timeout=MAILTO_ANSWER_INTERVAL)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from dwvlist.celery import task_queue
 from dwvlist.emails import email_send
 from subscriptions.addresses import email_hash
-from subscriptions.links import list_headers, preferences_url, unsubscribe_url
+from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.ratelimit import confirmation_mail_allowed
 from subscriptions.suppressions import suppression_find
@@ -341,7 +341,11 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
         to=subscription.subscriber.email,
         from_email=_list_sender(mailing_list),
         reply_to=mailing_list.reply_to or None,
-        headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),
+        headers=list_headers(
+            mailing_list=mailing_list,
+            unsubscribe=unsubscribe,
+            mailto=unsubscribe_mailto_for(mailing_list=mailing_list, subscriber_id=subscriber_id),
+        ),
         context={
             "subscriber": subscription.subscriber,
             "mailing_list": mailing_list,

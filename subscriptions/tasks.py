@@ -36,3 +36,11 @@ def address_change_mail(subscriber_id: int, new_email: str) -> bool:
     from subscriptions.services import address_change_mail_send
 
     return address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)
+
+
+@shared_task(name="subscriptions.tasks.preferences_link_mail", **_RETRY_ON_OS_ERROR)
+def preferences_link_mail(subscriber_id: int, list_id: int) -> bool:
+    """Mail a reader who wrote to the bare unsubscribe address the link to their preferences."""
+    from subscriptions.mailto import preferences_link_mail_send
+
+    return preferences_link_mail_send(subscriber_id=subscriber_id, list_id=list_id)

@@ -162,3 +162,40 @@ def address_token_read(token: str) -> AddressClaim | None:
         return AddressClaim(int(payload["s"]), str(payload["o"]), str(payload["n"]))
     except (signing.BadSignature, ValueError, KeyError, TypeError):
         return None
+
+
+# --- Unsubscribe by mail ------------------------------------------------------------
+#
+# The List-Unsubscribe mailto of each copy is LIST+unsubscribe-TOKEN@domain.
+# The token has to be a valid local part that survives mail systems which
+# lower-case addresses, so it is ids in base 36 and a truncated HMAC in
+# lower-case base 32 (100 bits: forging one means guessing it, a mail per guess).
+
+_MAILTO_SALT = "dwvlist.subscriptions.mailto-unsubscribe"
+_MAILTO_MAC_CHARS = 20
+
+
+def _mailto_mac(value: str, secret: str | None = None) -> str:
+    digest = salted_hmac_digest(_MAILTO_SALT, value, secret=secret)
+    return base64.b32encode(digest).decode().lower()[:_MAILTO_MAC_CHARS]
+
+
+def mailto_token_make(*, subscriber_id: int, list_id: int, issue_id: int | None = None) -> str:
+    """Return the token of a reader's unsubscribe address: ids and a MAC, lower-case letters, digits and '-'."""
+    value = f"{_b36(subscriber_id)}-{_b36(list_id)}-{_b36(issue_id) if issue_id else ''}"
+    return f"{value}-{_mailto_mac(value)}"
+
+
+def mailto_token_read(token: str) -> UnsubscribeClaim | None:
+    """Return what an unsubscribe-address token names (made under any key in use), or None."""
+    if not isinstance(token, str) or len(token) > 64:
+        return None
+    token = token.lower()
+    value, _, mac = token.rpartition("-")
+    if not any(constant_time_compare(mac, _mailto_mac(value, secret)) for secret in secret_keys()):
+        return None
+    try:
+        subscriber, mailing_list, issue = value.split("-")
+        return UnsubscribeClaim(int(subscriber, 36), int(mailing_list, 36), int(issue, 36) if issue else None)
+    except ValueError:
+        return None

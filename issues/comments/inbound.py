@@ -1,8 +1,8 @@
 """Readers' mail arriving through the provider's inbound webhook.
 
-A reply to an issue becomes a Comment for the editors; mail to a list's
-unsubscribe address unsubscribes the sender; auto-replies and bounces are
-dropped. Attachments are never stored (only counted), the text is capped,
+A reply to an issue becomes a Comment for the editors; mail to a reader's
+own unsubscribe address unsubscribes that reader (subscriptions/mailto.py);
+auto-replies and bounces are dropped. Attachments are never stored (only counted), the text is capped,
 and HTML, kept only when there is no text part, is sanitised with nh3.
 """
 
@@ -20,9 +20,8 @@ from django.utils.html import strip_tags
 
 from issues.models import Comment, Issue
 from subscriptions.addresses import email_normalize
-from subscriptions.links import unsubscribe_mailto
-from subscriptions.models import MailingList, Subscriber, Subscription
-from subscriptions.services import subscription_unsubscribe
+from subscriptions.mailto import mailto_request_find, preferences_link_answer, subscription_unsubscribe_by_mailto
+from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +66,6 @@ def message_issue_ids(message) -> tuple[int | None, int | None]:
     return None, None
 
 
-def unsubscribe_list_for(recipients: list[str]) -> MailingList | None:
-    """Return the list whose unsubscribe address is among the recipients."""
-    wanted = [r for r in recipients if "+unsubscribe@" in r]
-    if not wanted:
-        return None
-    for mailing_list in MailingList.objects.all():
-        if unsubscribe_mailto(mailing_list).lower() in wanted:
-            return mailing_list
-    return None
-
-
 def _subscriber_by_email(address: str) -> Subscriber | None:
     try:
         address = email_normalize(address)
@@ -116,15 +104,13 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
     sender = message.from_email.addr_spec
     recipients = message_recipients(message)
 
-    unsubscribe_from = unsubscribe_list_for(recipients)
-    if unsubscribe_from is not None:
-        subscriber = _subscriber_by_email(sender)
-        if subscriber is not None:
-            subscription_unsubscribe(
-                subscriber_id=subscriber.pk,
-                list_id=unsubscribe_from.pk,
-                source=Subscription.UnsubscribeSource.MAILTO,
-            )
+    unsubscribe = mailto_request_find(recipients=recipients)
+    if unsubscribe is not None:
+        # The token, never the From header, says whom to unsubscribe.
+        if unsubscribe.kind == "reader":
+            subscription_unsubscribe_by_mailto(claim=unsubscribe.claim)
+        elif unsubscribe.kind == "bare":
+            preferences_link_answer(sender=sender, mailing_list=unsubscribe.mailing_list)
         return None
 
     issue_id, subscriber_id = message_issue_ids(message)

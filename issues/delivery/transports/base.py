@@ -29,6 +29,7 @@ class Recipient:
     preferences_url: str
     headers: dict[str, str]  # List-* headers for this reader's list
     metadata: dict[str, str]
+    unsubscribe_mailto: str = ""  # the reader's own unsubscribe address, in List-Unsubscribe
 
 
 @dataclass
