@@ -73,12 +73,14 @@ def mailto_request_find(*, recipients: list[str]) -> MailtoRequest | None:
     return found
 
 
-def subscription_unsubscribe_by_mailto(*, claim: UnsubscribeClaim) -> bool:
-    """Unsubscribe the reader from the list the token names; return False if nothing changed."""
-    from issues.models import Issue  # issues depends on subscriptions, not the reverse
+def subscription_unsubscribe_by_mailto(*, claim: UnsubscribeClaim, issue_id: int | None) -> bool:
+    """Unsubscribe the reader from the list the token names; return False if nothing changed.
+
+    `issue_id` is the token's issue if it still exists (the caller, above
+    subscriptions, can tell), recorded as the cause.
+    """
     from subscriptions.services import subscription_unsubscribe
 
-    issue_id = claim.issue_id if claim.issue_id and Issue.objects.filter(pk=claim.issue_id).exists() else None
     changed = subscription_unsubscribe(
         subscriber_id=claim.subscriber_id,
         list_id=claim.list_id,

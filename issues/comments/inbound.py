@@ -108,7 +108,10 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
     if unsubscribe is not None:
         # The token, never the From header, says whom to unsubscribe.
         if unsubscribe.kind == "reader":
-            subscription_unsubscribe_by_mailto(claim=unsubscribe.claim)
+            issue_id = unsubscribe.claim.issue_id
+            if issue_id and not Issue.objects.filter(pk=issue_id).exists():
+                issue_id = None
+            subscription_unsubscribe_by_mailto(claim=unsubscribe.claim, issue_id=issue_id)
         elif unsubscribe.kind == "bare":
             preferences_link_answer(sender=sender, mailing_list=unsubscribe.mailing_list)
         return None

@@ -7,7 +7,7 @@ import secrets
 import pytest
 from django.test import Client
 
-from subscriptions import services
+from subscriptions import erasure, services
 from subscriptions.addresses import email_hash
 from subscriptions.links import preferences_url, unsubscribe_url
 from subscriptions.models import Subscriber, Subscription, Suppression
@@ -78,7 +78,7 @@ def test_confirmation_link_mailed_before_rotation_still_confirms(
 def test_erased_address_is_still_refused_on_import_after_rotation_and_is_rekeyed(
     old_key, active_reader, news, tmp_path
 ):
-    services.subscriber_erase(subscriber_id=active_reader.pk)
+    erasure.subscriber_erase(subscriber_id=active_reader.pk)
     old_hash = Suppression.objects.get().email_hash
     rotate(old_key)
 
@@ -99,7 +99,7 @@ def test_erased_address_is_still_refused_on_import_after_rotation_and_is_rekeyed
 def test_erased_address_cannot_subscribe_again_after_rotation(
     old_key, active_reader, client, news, django_capture_on_commit_callbacks
 ):
-    services.subscriber_erase(subscriber_id=active_reader.pk)
+    erasure.subscriber_erase(subscriber_id=active_reader.pk)
     rotate(old_key)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post("/subscribe/", {"email": "active@example.org", "name": "", "lists": ["news"]})
@@ -111,6 +111,6 @@ def test_erased_address_cannot_subscribe_again_after_rotation(
 
 def test_without_fallback_an_erased_address_hashed_under_the_old_key_is_not_found(old_key, active_reader):
     # What the fallback is for: the hash alone cannot be re-keyed without it.
-    services.subscriber_erase(subscriber_id=active_reader.pk)
+    erasure.subscriber_erase(subscriber_id=active_reader.pk)
     rotate(old_key, keep_old=False)
     assert not services.suppression_exists(email="active@example.org")
