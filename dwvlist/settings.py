@@ -230,6 +230,10 @@ DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=5)
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 
+# A Mailgun webhook signed longer ago than this (seconds), or whose signature
+# token was already used, is refused (a captured request cannot be replayed).
+MAILGUN_WEBHOOK_MAX_AGE = env_int("MAILGUN_WEBHOOK_MAX_AGE", 300, minimum=10, maximum=3600)
+
 SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1)  # issues in a row that soft-bounce, then suppress
 # Seconds a webhook request may spend applying effects before it hands the
 # rest of its events to Celery (0 queues all of them).

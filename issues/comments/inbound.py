@@ -129,7 +129,9 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
         with transaction.atomic():
             return Comment.objects.create(
                 provider=provider[:40],
-                event_id=inbound_key(event_id=event.event_id, message=message),
+                # anymail's Mailgun event id is the signature's token, new with every
+                # signing; the mail's own Message-ID names it across re-signed posts.
+                event_id=inbound_key(event_id=None if provider == "mailgun" else event.event_id, message=message),
                 issue=issue,
                 subscriber=subscriber,
                 sender_email=sender[:254],
