@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from dwvlist.clientip import trusted_networks_parse
@@ -70,10 +71,13 @@ INSTALLED_APPS = [
     "subscriptions",
     "issues",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dwvlist.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +156,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # younger than WORKER_HEARTBEAT_MAX_AGE seconds.
 WORKER_HEARTBEAT_INTERVAL = 15
 WORKER_HEARTBEAT_MAX_AGE = 60
+# /healthz?token=<this> adds the errors' text to what it says is down; empty: never.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN", "")
 
 # --- Mail --------------------------------------------------------------------
 
@@ -298,6 +304,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"  # the mail preview opts in to same-origin framing
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# A Content-Security-Policy on every page (django-csp): scripts only from this
+# site, and an inline one only with the request's nonce (<script nonce="{{ request.csp_nonce }}">).
+# Style attributes stay allowed (a few templates and the charts use them);
+# style sheets only from this site. A response that sets its own policy (the
+# editor's mail preview, stricter) keeps it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+    }
+}
+# Powerful browser features no page here uses (dwvlist/headers.py).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()"
+)
 
 # --- Internationalisation, static files, logging -------------------------------
 
