@@ -7,7 +7,6 @@ import re
 import pytest
 from django.urls import reverse
 
-from issues.models import Issue
 from subscriptions.models import MailingList
 from tests.issues.test_views import cast, editor_urls, issue, mailing_list  # noqa: F401 (fixtures)
 
