@@ -76,3 +76,45 @@ def test_system_check_accepts_the_development_key_with_debug_on(settings):
     settings.SECRET_KEY = DEVELOPMENT_KEY
     settings.SECRET_KEY_FALLBACKS = []
     call_command("check")
+
+
+def _env_example() -> dict[str, str]:
+    """Return .env.example as sh reads it (`set -a; . ./.env.example`)."""
+    shown = subprocess.run(
+        ["sh", "-c", "set -a; . ./.env.example; env -0"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in shown.split("\0") if "=" in item)
+
+
+def test_env_example_reads_in_sh_and_refuses_to_start_until_the_key_is_replaced(tmp_path):
+    values = _env_example()
+    assert values["DEFAULT_FROM_EMAIL"] == "Detroit Workers' Voice <list@example.org>"
+    assert values["TRUSTED_PROXIES"] == "127.0.0.1"
+    environ = {k: v for k, v in os.environ.items() if k not in values and k not in {"DEBUG", "SECRET_KEY"}}
+    settings_env = {**environ, **values, "VAR_DIR": str(tmp_path)}
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=settings_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and "SECRET_KEY" in refused.stderr
+
+    settings_env["SECRET_KEY"] = secrets.token_urlsafe(64)
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=settings_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "no issues" in checked.stdout
