@@ -129,6 +129,7 @@ def demo_load(*, readers: int = 2000, passwords: dict[str, str] | None = None) -
             "from_email": "list@example.org",
             "reply_to": "editors@example.org",
             "footer_text": "Detroit Workers' Voice · write to editors@example.org",
+            "subscribe_by_mail": True,
         },
     )
     set_now = _staff_ensure(passwords)

@@ -123,6 +123,7 @@ def issue_render(issue: Issue) -> RenderedIssue:
         "article_end": ARTICLE_END,
         "footer_html": footer_html,
         "list_name": mailing_list.name if mailing_list else "",
+        "subscribe_address": mailing_list.subscribe_address if mailing_list and mailing_list.subscribe_by_mail else "",
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
     }
@@ -140,6 +141,8 @@ def issue_render(issue: Issue) -> RenderedIssue:
     footer_lines = ["-- "]
     if footer_text:
         footer_lines.append(text_confine(_text_body(footer_text), site_url=site_url)[0])
+    if mailing_list and mailing_list.subscribe_by_mail:
+        footer_lines.append(f"Subscribe by writing to {mailing_list.subscribe_address}")
     footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
     footer_lines.append(f"Preferences: {PREFERENCES_URL}")
     body, count = text_confine(_text_body(issue.body), site_url=site_url)

@@ -50,3 +50,13 @@ MAILTO_ANSWER_INTERVAL = 86400  # seconds: one preferences-link answer per addre
 def mailto_answer_allowed(*, email: str) -> bool:
     """Return True, and hold the address's window, if it may be answered a mail to the bare unsubscribe address."""
     return cache.add(f"ratelimit:mailto-answer:{email_hash(email)}", 1, timeout=MAILTO_ANSWER_INTERVAL)
+
+
+def command_answer_allowed(*, email: str, command: str) -> bool:
+    """Return True, and hold the window, if the address may get an answer to this mail command now.
+
+    One answer per address and command per CONFIRMATION_MAIL_INTERVAL: the
+    list's command addresses cannot be used to flood someone's inbox.
+    """
+    interval = max(settings.CONFIRMATION_MAIL_INTERVAL, 60)
+    return cache.add(f"ratelimit:command-answer:{command}:{email_hash(email)}", 1, timeout=interval)

@@ -1,7 +1,8 @@
 """Readers' mail arriving through the provider's inbound webhook.
 
-A reply to an issue becomes a Comment for the editors; mail to a reader's
-own unsubscribe address unsubscribes that reader (subscriptions/mailto.py);
+A reply to an issue becomes a Comment for the editors; mail to a list's
+command addresses is handled in commands.py; mail to a reader's own
+unsubscribe address unsubscribes that reader (subscriptions/mailto.py);
 auto-replies and bounces are dropped. Attachments are never stored (only counted), the text is capped,
 and HTML, kept only when there is no text part, is sanitised with nh3.
 """
@@ -18,10 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from issues.comments.commands import command_mail_receive
 from issues.models import Comment, Issue
 from subscriptions.addresses import email_normalize
+from subscriptions.links import list_contact_address
 from subscriptions.mailto import mailto_request_find, preferences_link_answer, subscription_unsubscribe_by_mailto
-from subscriptions.models import Subscriber
+from subscriptions.models import MailingList, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,16 @@ def message_issue_ids(message) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _list_written_to(recipients: list[str], issue: Issue | None) -> MailingList | None:
+    """Return the list the mail was written to: the issue's it answers, or the one whose contact address it reached."""
+    if issue is not None:
+        return issue.lists.order_by("pk").first()
+    for mailing_list in MailingList.objects.all():
+        if list_contact_address(mailing_list).lower() in recipients:
+            return mailing_list
+    return None
+
+
 def _subscriber_by_email(address: str) -> Subscriber | None:
     try:
         address = email_normalize(address)
@@ -103,6 +116,8 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
         return None
     sender = message.from_email.addr_spec
     recipients = message_recipients(message)
+    if command_mail_receive(message=message, recipients=recipients):
+        return None
 
     unsubscribe = mailto_request_find(recipients=recipients)
     if unsubscribe is not None:
@@ -118,6 +133,7 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
 
     issue_id, subscriber_id = message_issue_ids(message)
     issue = Issue.objects.filter(pk=issue_id).first() if issue_id else None
+    mailing_list = _list_written_to(recipients, issue)
     subscriber = None
     if subscriber_id:
         subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
@@ -133,6 +149,7 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
                 # signing; the mail's own Message-ID names it across re-signed posts.
                 event_id=inbound_key(event_id=None if provider == "mailgun" else event.event_id, message=message),
                 issue=issue,
+                mailing_list=mailing_list,
                 subscriber=subscriber,
                 sender_email=sender[:254],
                 sender_name=(message.from_email.display_name or "")[:200],
