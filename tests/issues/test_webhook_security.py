@@ -232,3 +232,10 @@ def test_no_webhook_answers_500_to_malformed_or_unauthenticated_posts(settings):
 
     # With the right credentials (but no valid signature where the provider signs) junk is still no 500.
     assert _junk_posts(client, basic_auth(WEBHOOK_SECRET)) <= {200, 400, 401, 403, 404}
+
+
+def test_with_redis_unreachable_a_mailgun_post_is_asked_again_later_not_accepted_unchecked(client, cast, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = complaint(cast["alice"]).send(client)
+    assert response.status_code == 503
+    assert not DeliveryEvent.objects.exists()
