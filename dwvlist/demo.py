@@ -53,8 +53,16 @@ def _site_update() -> None:
         site.save()
 
 
-def _staff_ensure() -> None:
+def _staff_ensure(passwords: dict[str, str] | None) -> dict[str, str]:
+    """Create the missing demo logins; return {username: password} for those whose password was set now.
+
+    With `passwords` (random ones, on a production-style site) those are
+    used instead of the published ones, and an existing demo login that
+    still has its published password gets the new one.
+    """
+    set_now: dict[str, str] = {}
     for username, login in LOGINS.items():
+        password = (passwords or {}).get(username, login["password"])
         user, created = User.objects.get_or_create(
             username=username,
             defaults={
@@ -64,11 +72,17 @@ def _staff_ensure() -> None:
             },
         )
         if created:
-            user.set_password(login["password"])
+            user.set_password(password)
             user.save(update_fields=["password"])
+            set_now[username] = password
             group = Group.objects.filter(name=login["group"]).first()
             if group:
                 user.groups.add(group)
+        elif passwords is not None and user.check_password(login["password"]):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            set_now[username] = password
+    return set_now
 
 
 def _readers_ensure(mailing_list: MailingList, count: int) -> None:
@@ -99,8 +113,11 @@ def _readers_ensure(mailing_list: MailingList, count: int) -> None:
 
 
 @transaction.atomic
-def demo_load(*, readers: int = 2000) -> MailingList:
-    """Create the demo rows that are missing and return the demo list."""
+def demo_load(*, readers: int = 2000, passwords: dict[str, str] | None = None) -> tuple[MailingList, dict[str, str]]:
+    """Create the demo rows that are missing; return the demo list and the logins whose password was set now.
+
+    `passwords` replaces the published demo passwords (see _staff_ensure).
+    """
     _site_update()
     roles_ensure(django_apps)
     mailing_list, _ = MailingList.objects.get_or_create(
@@ -115,7 +132,7 @@ def demo_load(*, readers: int = 2000) -> MailingList:
             "subscribe_by_mail": True,
         },
     )
-    _staff_ensure()
+    set_now = _staff_ensure(passwords)
     _readers_ensure(mailing_list, readers)
     if not Issue.objects.filter(title=SAMPLE_TITLE).exists():
         issue = Issue.objects.create(
@@ -127,4 +144,4 @@ def demo_load(*, readers: int = 2000) -> MailingList:
             author=User.objects.filter(username="editor").first(),
         )
         issue.lists.add(mailing_list)
-    return mailing_list
+    return mailing_list, set_now

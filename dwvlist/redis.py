@@ -7,6 +7,7 @@ through `redis_client()`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import redis
@@ -58,3 +59,8 @@ def progress_counts_key(stamp: str) -> str:
 def progress_rate_key(stamp: str) -> str:
     """Return the cache key of the issue's last measured sending rate."""
     return f"dwvlist:progress-rate:{stamp}"
+
+
+def mailgun_token_key(token: str) -> str:
+    """Return the key that marks a Mailgun webhook signature's token as used (it expires with the signature)."""
+    return f"dwvlist:webhook:mailgun-token:{hashlib.sha256(token.encode()).hexdigest()}"

@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from dwvlist.clientip import trusted_networks_parse
 from dwvlist.envvars import (
     env_bool,
     env_choice,
@@ -27,6 +29,7 @@ from dwvlist.envvars import (
 )
 from dwvlist.errors import sentry_init
 from dwvlist.logs import logging_config
+from dwvlist.secretkeys import DEVELOPMENT_KEY, secret_key_weakness
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # BASE_DIR/.env (or ENV_FILE), when present, fills in what the environment leaves unset.
@@ -35,17 +38,29 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 
-_INSECURE_DEV_KEY = "dev-only-insecure-key-change-me-0123456789-abcdefghijklmnopqrstuvwxyz"
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = _INSECURE_DEV_KEY
+    SECRET_KEY = DEVELOPMENT_KEY
 elif len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long")
+# Old keys after a rotation, newest first: links and address hashes made with
+# them still verify (see "Security" in README.md).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+if not DEBUG:
+    for _name, _key in [("SECRET_KEY", SECRET_KEY), *(("SECRET_KEY_FALLBACKS", k) for k in SECRET_KEY_FALLBACKS)]:
+        _weakness = secret_key_weakness(_key)
+        if _weakness:
+            raise ImproperlyConfigured(f"{_name} is unfit for production: {_weakness}")
 
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 SITE_ID = 1
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges);
+# see dwvlist/clientip.py. Empty: the connection's own address is the client's.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_networks_parse(TRUSTED_PROXIES)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -64,10 +79,13 @@ INSTALLED_APPS = [
     "subscriptions",
     "issues",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dwvlist.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,6 +165,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # younger than WORKER_HEARTBEAT_MAX_AGE seconds.
 WORKER_HEARTBEAT_INTERVAL = 15
 WORKER_HEARTBEAT_MAX_AGE = 60
+# /healthz?token=<this> adds the errors' text to what it says is down; empty: never.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN", "")
 
 # --- Mail --------------------------------------------------------------------
 
@@ -225,6 +245,10 @@ DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=5)
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 
+# A Mailgun webhook signed longer ago than this (seconds), or whose signature
+# token was already used, is refused (a captured request cannot be replayed).
+MAILGUN_WEBHOOK_MAX_AGE = env_int("MAILGUN_WEBHOOK_MAX_AGE", 300, minimum=10, maximum=3600)
+
 SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1)  # issues in a row that soft-bounce, then suppress
 # Seconds a webhook request may spend applying effects before it hands the
 # rest of its events to Celery (0 queues all of them).
@@ -285,6 +309,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+# The client's address behind TRUSTED_PROXIES, the same one the other limits use.
+AXES_CLIENT_IP_CALLABLE = "dwvlist.clientip.client_ip"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -304,6 +330,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"  # the mail preview opts in to same-origin framing
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# A Content-Security-Policy on every page (django-csp): scripts only from this
+# site, and an inline one only with the request's nonce (<script nonce="{{ request.csp_nonce }}">).
+# Style attributes stay allowed (a few templates and the charts use them);
+# style sheets only from this site. A response that sets its own policy (the
+# editor's mail preview, stricter) keeps it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+    }
+}
+# Powerful browser features no page here uses (dwvlist/headers.py).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()"
+)
 
 # --- Internationalisation, static files, logging -------------------------------
 

@@ -1,20 +1,36 @@
 from __future__ import annotations
 
 import redis
+from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from dwvlist import heartbeat
-from dwvlist.audit.middleware import client_ip
+from dwvlist.clientip import client_ip
 from dwvlist.metrics import MetricsRegistry, metrics_allowed
+
+
+def _failure(exc: Exception, *, detailed: bool) -> dict:
+    # The error's own words can name hosts, users and paths: only for whoever holds HEALTHZ_TOKEN.
+    return {"error": str(exc)[:200]} if detailed else {}
+
+
+def _detailed(request) -> bool:
+    token = settings.HEALTHZ_TOKEN
+    return bool(token) and constant_time_compare(request.GET.get("token", ""), token)
 
 
 @never_cache
 @require_GET
 def healthz(request):
-    """Answer 200 when the database, the broker and a worker all answer; say whether beat runs."""
+    """Answer 200 when the database, the broker and a worker all answer; else 503 naming what is down.
+
+    Also says whether beat runs. The errors' text is given only with ?token=HEALTHZ_TOKEN.
+    """
+    detailed = _detailed(request)
     report: dict = {}
     healthy = True
     try:
@@ -23,7 +39,7 @@ def healthz(request):
         report["database"] = {"status": "ok", "vendor": connection.vendor}
     except Exception as exc:  # any driver error means "down"
         healthy = False
-        report["database"] = {"status": "down", "error": str(exc)[:200]}
+        report["database"] = {"status": "down", **_failure(exc, detailed=detailed)}
     try:
         workers = heartbeat.workers_seen()
         report["broker"] = {"status": "ok"}
@@ -41,7 +57,7 @@ def healthz(request):
             report["beat"] = {"status": "missing", "error": "no beat seen in the last minute"}
     except redis.RedisError as exc:
         healthy = False
-        report["broker"] = {"status": "down", "error": str(exc)[:200]}
+        report["broker"] = {"status": "down", **_failure(exc, detailed=detailed)}
         report["workers"] = {"status": "unknown", "error": "broker unreachable"}
         report["beat"] = {"status": "unknown", "error": "broker unreachable"}
     report["status"] = "ok" if healthy else "down"

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING
 
 import css_inline
 import nh3
+from django.conf import settings
 from django.template.loader import render_to_string
 from markdown_it import MarkdownIt
+
+# The placeholders live with the rules that confine them; their names stay importable from here.
+from issues.placeholders import MARKS, PREFERENCES_URL, UNSUBSCRIBE_URL, html_confine, plain_confine, text_confine
 
 if TYPE_CHECKING:
     from issues.models import Issue
     from subscriptions.models import MailingList
-
-UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
-PREFERENCES_URL = "%%preferences_url%%"
 
 # The article's HTML sits between these comments inside the frozen snapshot,
 # so the archive can show exactly what was sent, without the footer.
@@ -43,6 +44,9 @@ class RenderedIssue:
     subject: str
     html: str
     text: str
+    # Per-reader placeholders the editor's text had outside links to this site,
+    # taken out (issues/placeholders.py); the preview warns about them.
+    placeholders_dropped: int = 0
 
 
 def _markdown() -> MarkdownIt:
@@ -98,17 +102,26 @@ def _text_body(source: str) -> str:
 
 
 def issue_render(issue: Issue) -> RenderedIssue:
-    """Render the issue's mail with the footer and the two link placeholders."""
+    """Render the issue's mail with the footer and the two link placeholders.
+
+    Placeholders the editor's own text has outside links to this site are
+    taken out first, so no reader's link ever reaches another host.
+    """
+    site_url = settings.SITE_URL
     mailing_list = _primary_list(issue)
     footer_text = (mailing_list.footer_text if mailing_list else "").strip()
-    subject = _one_line(issue.title)
+    subject, dropped = plain_confine(_one_line(issue.title))
+    article_html, count = html_confine(_article_html(issue), site_url=site_url)
+    dropped += count
+    footer_html, count = html_confine(markdown_render(footer_text), site_url=site_url) if footer_text else ("", 0)
+    dropped += count
     context = {
         "subject": subject,
         "title": subject,
         "article_start": ARTICLE_START,
-        "article_html": _article_html(issue),
+        "article_html": article_html,
         "article_end": ARTICLE_END,
-        "footer_html": markdown_render(footer_text) if footer_text else "",
+        "footer_html": footer_html,
         "list_name": mailing_list.name if mailing_list else "",
         "subscribe_address": mailing_list.subscribe_address if mailing_list and mailing_list.subscribe_by_mail else "",
         "unsubscribe_url": UNSUBSCRIBE_URL,
@@ -124,15 +137,18 @@ def issue_render(issue: Issue) -> RenderedIssue:
     head += "\n" + "=" * min(len(subject), 72)
     if issue.byline.strip():
         head += "\n\n" + _one_line(issue.byline)
+    head = plain_confine(head)[0]  # counted in the HTML already
     footer_lines = ["-- "]
     if footer_text:
-        footer_lines.append(_text_body(footer_text))
+        footer_lines.append(text_confine(_text_body(footer_text), site_url=site_url)[0])
     if mailing_list and mailing_list.subscribe_by_mail:
         footer_lines.append(f"Subscribe by writing to {mailing_list.subscribe_address}")
     footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
     footer_lines.append(f"Preferences: {PREFERENCES_URL}")
-    text = f"{head}\n\n{_text_body(issue.body)}\n\n" + "\n".join(footer_lines) + "\n"
-    return RenderedIssue(subject=subject, html=html, text=text)
+    body, count = text_confine(_text_body(issue.body), site_url=site_url)
+    dropped = max(dropped, count)
+    text = f"{head}\n\n{body}\n\n" + "\n".join(footer_lines) + "\n"
+    return RenderedIssue(subject=subject, html=html, text=text, placeholders_dropped=dropped)
 
 
 def issue_render_archive(issue: Issue) -> str:
@@ -146,8 +162,13 @@ def issue_render_archive(issue: Issue) -> str:
     end = snapshot.find(ARTICLE_END, start + 1)
     if start != -1 and end != -1:
         # Inline styles and the markers go; the archive has its own stylesheet.
-        return markdown_sanitize(snapshot[start + len(ARTICLE_START) : end]).strip()
-    return _article_html(issue)
+        article = markdown_sanitize(snapshot[start + len(ARTICLE_START) : end]).strip()
+    else:
+        article = _article_html(issue)
+    # A link the editor made to a reader's own page has no reader on the web.
+    for mark in MARKS:
+        article = article.replace(mark, "")
+    return article
 
 
 def rendered_personalize(content: str, *, unsubscribe_url: str, preferences_url: str) -> str:

@@ -118,6 +118,7 @@ def _preview_context(request, issue: Issue, test_form: TestSendForm) -> dict:
         "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
         "headers": _preview_headers(issue),
         "test_form": test_form,
+        "placeholders_dropped": rendered.placeholders_dropped,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from email_validator import EmailNotValidError, validate_email
 
-from dwvlist.keyed_hmac import salted_hmac_digest
+from dwvlist.keyed_hmac import salted_hmac_digest, secret_keys
 from subscriptions.models import EMAIL_MAX_LENGTH
 
 _HASH_SALT = "dwvlist.subscriptions.suppression"
@@ -39,3 +39,13 @@ def email_normalize(raw: str) -> str:
 def email_hash(email: str) -> str:
     """Return the keyed hash that identifies an address on the suppression list."""
     return salted_hmac_digest(_HASH_SALT, email.strip().lower()).hex()
+
+
+def email_hashes(email: str) -> list[str]:
+    """Return the address's hash under SECRET_KEY, then under each key in SECRET_KEY_FALLBACKS.
+
+    A suppression written before a key rotation carries the old key's hash;
+    it is found by one of these and re-keyed (subscriptions/suppressions.py).
+    """
+    key = email.strip().lower()
+    return [salted_hmac_digest(_HASH_SALT, key, secret=secret).hex() for secret in secret_keys()]

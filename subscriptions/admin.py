@@ -21,9 +21,10 @@ from django.utils.functional import cached_property
 from dwvlist.audit.admin import AuditedAdmin
 from dwvlist.audit.models import AuditEntry
 from subscriptions import services
-from subscriptions.addresses import email_hash, email_normalize
+from subscriptions.addresses import email_hashes, email_normalize
 from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription, Suppression
 from subscriptions.staff_jobs.services import staff_job_bulk_create
+from subscriptions.suppressions import suppression_find
 
 EXACT_COUNT_BELOW = 10_000
 
@@ -255,14 +256,14 @@ class SuppressionAdmin(ScalableAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(email_hash=email_hash(term)) | Q(email__iexact=term)), False
+        return queryset.filter(Q(email_hash__in=email_hashes(term)) | Q(email__iexact=term)), False
 
     def save_model(self, request, obj, form, change):
         if change:
             obj.save(update_fields=["reason", "note"])
             return
         email = email_normalize(obj.email)
-        existing = Suppression.objects.filter(email_hash=email_hash(email)).first()
+        existing = suppression_find(email=email)
         saved = services.suppression_add(email=email, reason=obj.reason, note=obj.note)
         obj.pk = saved.pk
         if existing:

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from subscriptions.models import MailingList
-from subscriptions.tokens import preferences_token_make, unsubscribe_token_make
+from subscriptions.tokens import mailto_token_make, preferences_token_make, unsubscribe_token_make
 
 
 def unsubscribe_url(*, subscriber_id: int, list_id: int, issue_id: int | None = None) -> str:
@@ -36,9 +36,20 @@ def list_contact_address(mailing_list: MailingList) -> str:
 
 
 def unsubscribe_mailto(mailing_list: MailingList) -> str:
-    """Return the list's unsubscribe address: the from address with +unsubscribe."""
-    local, _, domain = mailing_list.from_email.partition("@")
+    """Return the list's bare unsubscribe address: the from address with +unsubscribe.
+
+    Mail to it unsubscribes nobody (anyone can forge a From); it answers a
+    reader with a link to their preferences (issues/comments/inbound.py).
+    """
+    local, _, domain = mailing_list.from_email.rpartition("@")
     return f"{local}+unsubscribe@{domain}"
+
+
+def unsubscribe_mailto_for(*, mailing_list: MailingList, subscriber_id: int, issue_id: int | None = None) -> str:
+    """Return one reader's unsubscribe address, LIST+unsubscribe-TOKEN@domain: mail to it unsubscribes them."""
+    local, _, domain = mailing_list.from_email.rpartition("@")
+    token = mailto_token_make(subscriber_id=subscriber_id, list_id=mailing_list.pk, issue_id=issue_id)
+    return f"{local}+unsubscribe-{token}@{domain}"
 
 
 def list_id_header(mailing_list: MailingList) -> str:
@@ -53,9 +64,12 @@ def list_archive_url(mailing_list: MailingList) -> str:
     return f"{settings.SITE_URL}/archive/{mailing_list.slug}/"
 
 
-def list_headers(*, mailing_list: MailingList, unsubscribe: str) -> dict[str, str]:
-    """Return the list headers (RFC 2369, 2919, 8058) for one reader's copy."""
-    mailto = unsubscribe_mailto(mailing_list)
+def list_headers(*, mailing_list: MailingList, unsubscribe: str, mailto: str) -> dict[str, str]:
+    """Return the list headers (RFC 2369, 2919, 8058) for one reader's copy.
+
+    `unsubscribe` is the reader's one-click URL and `mailto` their own
+    unsubscribe address (unsubscribe_mailto_for).
+    """
     headers = {
         "List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject={quote('unsubscribe')}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

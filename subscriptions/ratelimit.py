@@ -44,6 +44,14 @@ def subscribe_post_allowed(*, client: str) -> bool:
     return count <= settings.SUBSCRIBE_POSTS_PER_MINUTE
 
 
+MAILTO_ANSWER_INTERVAL = 86400  # seconds: one preferences-link answer per address per day
+
+
+def mailto_answer_allowed(*, email: str) -> bool:
+    """Return True, and hold the address's window, if it may be answered a mail to the bare unsubscribe address."""
+    return cache.add(f"ratelimit:mailto-answer:{email_hash(email)}", 1, timeout=MAILTO_ANSWER_INTERVAL)
+
+
 def command_answer_allowed(*, email: str, command: str) -> bool:
     """Return True, and hold the window, if the address may get an answer to this mail command now.
 

@@ -17,9 +17,10 @@ from dwvlist.emails import email_send, sender_address
 from dwvlist.logs import log_address
 from dwvlist.metrics import metric_add
 from subscriptions.addresses import email_hash
-from subscriptions.links import list_headers, preferences_url, unsubscribe_url
+from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.ratelimit import confirmation_mail_allowed
+from subscriptions.suppressions import suppression_find
 from subscriptions.tokens import (
     confirmation_token_expired,
     confirmation_token_make,
@@ -36,10 +37,10 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
 
     An address already suppressed keeps its first reason.
     """
-    key = email_hash(email)
-    existing = Suppression.objects.filter(email_hash=key).first()
+    existing = suppression_find(email=email)
     if existing:
         return existing
+    key = email_hash(email)
     try:
         with transaction.atomic():
             added = Suppression.objects.create(
@@ -68,7 +69,7 @@ def suppression_added_report(*, email: str, suppression: Suppression) -> None:
 
 def suppression_exists(*, email: str) -> bool:
     """Return True if the address must never be mailed."""
-    return Suppression.objects.filter(email_hash=email_hash(email)).exists()
+    return suppression_find(email=email) is not None
 
 
 def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, issue_id: int | None = None) -> bool:
@@ -414,7 +415,11 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
         to_name=subscription.subscriber.name,
         from_email=sender_address(mailing_list.from_name, mailing_list.from_email),
         reply_to=mailing_list.reply_to or None,
-        headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),
+        headers=list_headers(
+            mailing_list=mailing_list,
+            unsubscribe=unsubscribe,
+            mailto=unsubscribe_mailto_for(mailing_list=mailing_list, subscriber_id=subscriber_id),
+        ),
         context={
             "subscriber": subscription.subscriber,
             "mailing_list": mailing_list,

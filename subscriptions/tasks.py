@@ -46,6 +46,14 @@ def address_change_mail(subscriber_id: int, new_email: str) -> bool:
     return address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)
 
 
+@shared_task(name="subscriptions.tasks.preferences_link_mail", **_RETRY_ON_OS_ERROR)
+def preferences_link_mail(subscriber_id: int, list_id: int) -> bool:
+    """Mail a reader who wrote to the bare unsubscribe address the link to their preferences."""
+    from subscriptions.mailto import preferences_link_mail_send
+
+    return preferences_link_mail_send(subscriber_id=subscriber_id, list_id=list_id)
+
+
 @shared_task(name="dwvlist.tasks.probe")
 def probe() -> dict:
     """Return what the worker sees of the database: proof of a live round trip."""

@@ -4,6 +4,8 @@ Each purpose has its own salt, so a token made for one cannot be used for
 another. Unsubscribe and preferences tokens never expire (they sit in old
 mail for years) but cannot be forged: they are HMAC-signed with SECRET_KEY
 and carry only ids. Ids are encoded in base 36 to keep the URLs short.
+Tokens made before a key rotation keep working while the old key is in
+SECRET_KEY_FALLBACKS (Django's Signer tries each; so does every check here).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from dwvlist.keyed_hmac import salted_hmac_digest
+from dwvlist.keyed_hmac import salted_hmac_digest, secret_keys
 
 _UNSUBSCRIBE_SALT = "dwvlist.subscriptions.unsubscribe"
 _PREFERENCES_SALT = "dwvlist.subscriptions.preferences"
@@ -97,8 +99,8 @@ class ConfirmationClaim:
     digest: str
 
 
-def _state_digest(state: str) -> str:
-    return salted_hmac(_CONFIRMATION_STATE_SALT, state, algorithm="sha256").hexdigest()[:24]
+def _state_digest(state: str, secret: str | None = None) -> str:
+    return salted_hmac(_CONFIRMATION_STATE_SALT, state, secret=secret, algorithm="sha256").hexdigest()[:24]
 
 
 def confirmation_token_make(*, subscriber_id: int, issued_at: int, state: str) -> str:
@@ -120,8 +122,8 @@ def confirmation_token_read(token: str) -> ConfirmationClaim | None:
 
 
 def confirmation_token_matches(claim: ConfirmationClaim, *, state: str) -> bool:
-    """Return True if the state the token was made for is still the current one."""
-    return constant_time_compare(claim.digest, _state_digest(state))
+    """Return True if the state the token was made for is still the current one (under any key in use)."""
+    return any(constant_time_compare(claim.digest, _state_digest(state, secret)) for secret in secret_keys())
 
 
 def confirmation_token_expired(claim: ConfirmationClaim, *, now: int) -> bool:
@@ -159,4 +161,41 @@ def address_token_read(token: str) -> AddressClaim | None:
         payload = signing.loads(token, salt=_ADDRESS_SALT, max_age=settings.CONFIRMATION_MAX_AGE_DAYS * 86400)
         return AddressClaim(int(payload["s"]), str(payload["o"]), str(payload["n"]))
     except (signing.BadSignature, ValueError, KeyError, TypeError):
+        return None
+
+
+# --- Unsubscribe by mail ------------------------------------------------------------
+#
+# The List-Unsubscribe mailto of each copy is LIST+unsubscribe-TOKEN@domain.
+# The token has to be a valid local part that survives mail systems which
+# lower-case addresses, so it is ids in base 36 and a truncated HMAC in
+# lower-case base 32 (100 bits: forging one means guessing it, a mail per guess).
+
+_MAILTO_SALT = "dwvlist.subscriptions.mailto-unsubscribe"
+_MAILTO_MAC_CHARS = 20
+
+
+def _mailto_mac(value: str, secret: str | None = None) -> str:
+    digest = salted_hmac_digest(_MAILTO_SALT, value, secret=secret)
+    return base64.b32encode(digest).decode().lower()[:_MAILTO_MAC_CHARS]
+
+
+def mailto_token_make(*, subscriber_id: int, list_id: int, issue_id: int | None = None) -> str:
+    """Return the token of a reader's unsubscribe address: ids and a MAC, lower-case letters, digits and '-'."""
+    value = f"{_b36(subscriber_id)}-{_b36(list_id)}-{_b36(issue_id) if issue_id else ''}"
+    return f"{value}-{_mailto_mac(value)}"
+
+
+def mailto_token_read(token: str) -> UnsubscribeClaim | None:
+    """Return what an unsubscribe-address token names (made under any key in use), or None."""
+    if not isinstance(token, str) or len(token) > 64:
+        return None
+    token = token.lower()
+    value, _, mac = token.rpartition("-")
+    if not any(constant_time_compare(mac, _mailto_mac(value, secret)) for secret in secret_keys()):
+        return None
+    try:
+        subscriber, mailing_list, issue = value.split("-")
+        return UnsubscribeClaim(int(subscriber, 36), int(mailing_list, 36), int(issue, 36) if issue else None)
+    except ValueError:
         return None

@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dwvlist.clientip import client_ip
 from subscriptions import address_change, erasure, services
 from subscriptions import preferences as reader_preferences
 from subscriptions.forms import AddressForm, PreferencesForm, SubscribeForm
@@ -43,7 +44,7 @@ def subscribe(request):
         return render(request, "subscriptions/subscribe.html", {"form": SubscribeForm()})
     # Every outcome below that is not a typo in the form looks the same, so
     # the form cannot tell anyone whether an address is known.
-    if not subscribe_post_allowed(client=request.META.get("REMOTE_ADDR", "")):
+    if not subscribe_post_allowed(client=client_ip(request)):
         return redirect("subscriptions:check_inbox")
     form = SubscribeForm(request.POST)
     if form.is_bot:
@@ -54,7 +55,7 @@ def subscribe(request):
         email=form.cleaned_data["email"],
         name=form.cleaned_data["name"],
         lists=form.chosen_lists(),
-        client=request.META.get("REMOTE_ADDR", ""),
+        client=client_ip(request),
     )
     return redirect("subscriptions:check_inbox")
 

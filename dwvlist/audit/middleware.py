@@ -5,12 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from dwvlist.audit.services import audit_actor
+from dwvlist.clientip import client_ip
 from dwvlist.logs import log_context
-
-
-def client_ip(request) -> str:
-    """Return the address the request came from, as the server saw it (the audit trail and /metrics use this)."""
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class AuditMiddleware:

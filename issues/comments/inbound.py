@@ -1,9 +1,9 @@
 """Readers' mail arriving through the provider's inbound webhook.
 
 A reply to an issue becomes a Comment for the editors; mail to a list's
-command addresses is handled in commands.py; mail to its unsubscribe
-address unsubscribes the sender; auto-replies and bounces are
-dropped. Attachments are never stored (only counted), the text is capped,
+command addresses is handled in commands.py; mail to a reader's own
+unsubscribe address unsubscribes that reader (subscriptions/mailto.py);
+auto-replies and bounces are dropped. Attachments are never stored (only counted), the text is capped,
 and HTML, kept only when there is no text part, is sanitised with nh3.
 """
 
@@ -22,9 +22,9 @@ from django.utils.html import strip_tags
 from issues.comments.commands import command_mail_receive
 from issues.models import Comment, Issue
 from subscriptions.addresses import email_normalize
-from subscriptions.links import list_contact_address, unsubscribe_mailto
-from subscriptions.models import MailingList, Subscriber, Subscription
-from subscriptions.services import subscription_unsubscribe
+from subscriptions.links import list_contact_address
+from subscriptions.mailto import mailto_request_find, preferences_link_answer, subscription_unsubscribe_by_mailto
+from subscriptions.models import MailingList, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,6 @@ def message_issue_ids(message) -> tuple[int | None, int | None]:
         for match in ISSUE_MESSAGE_ID.finditer(message.get(header) or ""):
             return int(match.group(1)), int(match.group(2))
     return None, None
-
-
-def unsubscribe_list_for(recipients: list[str]) -> MailingList | None:
-    """Return the list whose unsubscribe address is among the recipients."""
-    wanted = [r for r in recipients if "+unsubscribe@" in r]
-    if not wanted:
-        return None
-    for mailing_list in MailingList.objects.all():
-        if unsubscribe_mailto(mailing_list).lower() in wanted:
-            return mailing_list
-    return None
 
 
 def _list_written_to(recipients: list[str], issue: Issue | None) -> MailingList | None:
@@ -130,15 +119,16 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
     if command_mail_receive(message=message, recipients=recipients):
         return None
 
-    unsubscribe_from = unsubscribe_list_for(recipients)
-    if unsubscribe_from is not None:
-        subscriber = _subscriber_by_email(sender)
-        if subscriber is not None:
-            subscription_unsubscribe(
-                subscriber_id=subscriber.pk,
-                list_id=unsubscribe_from.pk,
-                source=Subscription.UnsubscribeSource.MAILTO,
-            )
+    unsubscribe = mailto_request_find(recipients=recipients)
+    if unsubscribe is not None:
+        # The token, never the From header, says whom to unsubscribe.
+        if unsubscribe.kind == "reader":
+            issue_id = unsubscribe.claim.issue_id
+            if issue_id and not Issue.objects.filter(pk=issue_id).exists():
+                issue_id = None
+            subscription_unsubscribe_by_mailto(claim=unsubscribe.claim, issue_id=issue_id)
+        elif unsubscribe.kind == "bare":
+            preferences_link_answer(sender=sender, mailing_list=unsubscribe.mailing_list)
         return None
 
     issue_id, subscriber_id = message_issue_ids(message)
@@ -155,7 +145,9 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
         with transaction.atomic():
             return Comment.objects.create(
                 provider=provider[:40],
-                event_id=inbound_key(event_id=event.event_id, message=message),
+                # anymail's Mailgun event id is the signature's token, new with every
+                # signing; the mail's own Message-ID names it across re-signed posts.
+                event_id=inbound_key(event_id=None if provider == "mailgun" else event.event_id, message=message),
                 issue=issue,
                 mailing_list=mailing_list,
                 subscriber=subscriber,

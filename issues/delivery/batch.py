@@ -37,7 +37,7 @@ from issues.delivery.reporting import batch_deferred_report, issue_finished_repo
 from issues.delivery.transports import transport_for_settings
 from issues.delivery.transports.base import SENT, BatchDeferred, build_failure
 from issues.models import Delivery, Issue
-from subscriptions.addresses import email_hash
+from subscriptions.addresses import email_hashes
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _suppressed(issue: Issue, emails: dict[int, str]) -> set[int]:
     return {
         subscriber_id
         for subscriber_id, email in emails.items()
-        if email.strip().lower() in addresses or (hashes and email_hash(email) in hashes)
+        if email.strip().lower() in addresses or (hashes and not hashes.isdisjoint(email_hashes(email)))
     }
 
 

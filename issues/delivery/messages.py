@@ -6,7 +6,7 @@ from dwvlist.emails import sender_address
 from issues.delivery.mime import message_id_make
 from issues.delivery.transports.base import Envelope, Recipient
 from issues.models import Issue
-from subscriptions.links import list_headers, preferences_url, unsubscribe_url
+from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import MailingList
 
 
@@ -28,11 +28,12 @@ def envelope_for(issue: Issue, primary: MailingList) -> Envelope:
 
 
 _URL_MARK = "\x00unsubscribe\x00"
+_MAILTO_MARK = "\x00mailto\x00"
 
 
 def list_headers_template(mailing_list: MailingList) -> dict[str, str]:
-    """Return the list's headers with a mark where each reader's unsubscribe URL goes."""
-    return list_headers(mailing_list=mailing_list, unsubscribe=_URL_MARK)
+    """Return the list's headers with marks where each reader's unsubscribe URL and address go."""
+    return list_headers(mailing_list=mailing_list, unsubscribe=_URL_MARK, mailto=_MAILTO_MARK)
 
 
 def recipient_for(
@@ -53,6 +54,7 @@ def recipient_for(
     token) saves drawing random bytes for each Message-ID.
     """
     unsubscribe = unsubscribe_url(subscriber_id=subscriber_id, list_id=mailing_list.pk, issue_id=issue.pk)
+    mailto = unsubscribe_mailto_for(mailing_list=mailing_list, subscriber_id=subscriber_id, issue_id=issue.pk)
     template = headers_template if headers_template is not None else list_headers_template(mailing_list)
     return Recipient(
         delivery_id=delivery_id,
@@ -63,7 +65,11 @@ def recipient_for(
         ),
         unsubscribe_url=unsubscribe,
         preferences_url=preferences_url(subscriber_id=subscriber_id),
-        headers={name: value.replace(_URL_MARK, unsubscribe) for name, value in template.items()},
+        unsubscribe_mailto=mailto,
+        headers={
+            name: value.replace(_URL_MARK, unsubscribe).replace(_MAILTO_MARK, mailto)
+            for name, value in template.items()
+        },
         metadata={"issue_id": str(issue.pk), "subscriber_id": str(subscriber_id), "delivery_id": str(delivery_id)},
         name=name,
     )

@@ -50,6 +50,28 @@ def payload_plain(esp_event) -> dict | list:
     return {"raw": str(esp_event)}
 
 
+_MAILGUN_SIGNATURE_FIELDS = ("token", "timestamp", "signature")
+
+
+def provider_event_id(*, provider: str, event_id: str | None, payload) -> str | None:
+    """Return the provider's own id of the event, which stays the same when the provider signs it again.
+
+    anymail takes Mailgun's signature token as the event id, and a token is
+    new with every signing; the event's own id (unique within a day, so
+    with its timestamp) is what names the event. Mailgun's legacy form
+    posts have none: their fields other than the signature's are hashed.
+    """
+    if provider != "mailgun" or not isinstance(payload, dict):
+        return event_id
+    data = payload.get("event-data")
+    if isinstance(data, dict) and data.get("id"):
+        return f"{data['id']}@{data.get('timestamp', '')}"
+    if "event" in payload or "Event" in payload:
+        fields = {k: v for k, v in payload.items() if k not in _MAILGUN_SIGNATURE_FIELDS}
+        return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    return event_id
+
+
 def event_key(*, event_id: str | None, payload, recipient: str) -> str:
     """Return the id an event is stored under (see the module docstring)."""
     base = event_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -157,7 +179,8 @@ def event_record(*, provider: str, event, tracking_lists: set[int] | None = None
     delivery = delivery_find(message_id=message_id, metadata=event.metadata or {}, recipient=recipient)
     if event_type in TRACKING_TYPES and not delivery_tracks(delivery, tracking_lists):
         return None
-    key = event_key(event_id=event.event_id, payload=payload, recipient=recipient)
+    event_id = provider_event_id(provider=provider, event_id=event.event_id, payload=payload)
+    key = event_key(event_id=event_id, payload=payload, recipient=recipient)
     if len(json.dumps(payload, default=str)) > PAYLOAD_MAX_CHARS:
         payload = {"truncated": True}
     description = " ".join(part for part in (event.description, event.mta_response) if part)

@@ -14,15 +14,18 @@ import contextvars
 import logging
 import time
 
-from anymail.exceptions import AnymailWebhookValidationFailure
+import redis
+from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidationFailure
 from anymail.signals import inbound, tracking
 from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpResponseBadRequest, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.views.decorators.csrf import csrf_exempt
 
 from dwvlist.metrics import metric_add, metric_observe
 from issues.feedback.events import event_record, provider_name, tracking_list_ids
+from issues.feedback.replay import mailgun_signature_claim, mailgun_signature_release
 from issues.feedback.rules import event_apply, events_queue
 
 logger = logging.getLogger(__name__)
@@ -76,10 +79,12 @@ def _deferred_queue(event_ids: list[int]) -> None:
     transaction.on_commit(lambda: events_queue(event_ids=event_ids))
 
 
-def strict_view(view_class: type):
-    """Return a view for anymail's view_class that answers a malformed payload with 400."""
+def strict_view(view_class: type, provider: str):
+    """Return a view for anymail's view_class: 404 unless the provider is configured, 400 for a malformed payload."""
 
     class StrictWebhookView(view_class):
+        replay_key: str | None = None
+
         def run_validators(self, request):
             try:
                 super().run_validators(request)
@@ -87,6 +92,8 @@ def strict_view(view_class: type):
                 raise
             except Exception as exc:  # e.g. SES's check of a body that is not JSON
                 raise WebhookPayloadInvalid(str(exc)) from exc
+            if self.esp_name == "Mailgun":
+                self.replay_key = mailgun_signature_claim(request)
 
         def parse_events(self, request):
             try:
@@ -113,6 +120,16 @@ def strict_view(view_class: type):
             except WebhookPayloadInvalid as exc:
                 logger.warning("%s webhook: malformed payload: %s", self.esp_name, str(exc)[:300])
                 return HttpResponseBadRequest("Malformed payload.\n", content_type="text/plain")
+            except redis.RedisError:
+                logger.exception("%s webhook: Redis is unreachable; asking the provider to retry", self.esp_name)
+                return HttpResponse("Try again later.\n", status=503, content_type="text/plain")
+            except AnymailWebhookValidationFailure:
+                raise
+            except Exception:
+                # Our failure, not the provider's: its retry of this very request must get in.
+                if self.replay_key:
+                    mailgun_signature_release(self.replay_key)
+                raise
             finally:
                 _budget.reset(token)
             if budget.deferred:
@@ -122,7 +139,27 @@ def strict_view(view_class: type):
 
     StrictWebhookView.__name__ = f"Strict{view_class.__name__}"
     StrictWebhookView.__qualname__ = StrictWebhookView.__name__
-    return StrictWebhookView.as_view()
+    inner = StrictWebhookView.as_view()
+
+    @csrf_exempt
+    def view(request, *args, **kwargs):
+        # Only the providers this site uses answer; the rest are not there.
+        if not webhook_provider_configured(provider):
+            raise Http404("No such webhook.")
+        try:
+            return inner(request, *args, **kwargs)
+        except AnymailConfigurationError as exc:  # e.g. Postal without its webhook key
+            logger.error("%s webhook is not usable: %s", provider, str(exc).splitlines()[0][:300])
+            raise Http404("No such webhook.") from None
+
+    view.view_class = StrictWebhookView
+    return view
+
+
+def webhook_provider_configured(provider: str) -> bool:
+    """Return True if the site uses this provider: it is EMAIL_TRANSPORT, or an ANYMAIL_<PROVIDER>_* setting is set."""
+    prefix = provider.upper() + "_"
+    return provider == settings.EMAIL_TRANSPORT or any(key.startswith(prefix) for key in settings.ANYMAIL)
 
 
 @receiver(tracking, dispatch_uid="issues.feedback.webhooks.tracking_received")

@@ -21,6 +21,7 @@ from subscriptions.models import (
     Subscription,
     Suppression,
 )
+from subscriptions.suppressions import suppressions_rekey
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,9 @@ def _chunk_commit(job: ImportJob, chunk: _Chunk) -> None:
     """Write one chunk and advance the job's progress, all or nothing."""
     counts = _Counts()
     with transaction.atomic():
+        # Suppressions hashed under a key since rotated are moved to the
+        # current one first, so the set-based match below finds them.
+        suppressions_rekey(emails=[row.email for row in chunk.rows])
         if not chunk.rows:
             pass
         elif connection.vendor == "postgresql":

@@ -40,6 +40,7 @@ KNOWN_TASK_NAMES = {
     "subscriptions.tasks.confirmation_mail",
     "subscriptions.tasks.welcome_mail",
     "subscriptions.tasks.address_change_mail",
+    "subscriptions.tasks.preferences_link_mail",
     "subscriptions.import_tasks.import_job_process",
     "subscriptions.import_tasks.resume_stalled_imports",
 }

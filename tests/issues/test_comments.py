@@ -73,7 +73,11 @@ def test_reply_to_an_issue_becomes_an_unhandled_comment(client, cast, provider):
 def test_replayed_inbound_mail_is_stored_once(client, cast, provider):
     request = inbound_post(provider, RECIPIENT="alice@example.org", IN_REPLY_TO=cast["reply_to"])
     assert request.send(client).status_code == 200
-    assert request.send(client).status_code == 200
+    # Mailgun's signature is single-use: the very same post is refused; re-signed, it is stored once.
+    assert request.send(client).status_code == (400 if provider == "mailgun" else 200)
+    if provider == "mailgun":
+        again = inbound_post(provider, RECIPIENT="alice@example.org", IN_REPLY_TO=cast["reply_to"])
+        assert again.send(client).status_code == 200
 
     assert Comment.objects.count() == 1
 
@@ -175,7 +179,8 @@ def test_text_is_capped(client, cast):
 
 
 @pytest.mark.parametrize("provider", ["postmark", "mailgun", "brevo"])
-def test_mail_to_the_unsubscribe_address_unsubscribes_the_sender(client, cast, provider):
+def test_mail_to_the_bare_unsubscribe_address_unsubscribes_nobody(client, cast, provider):
+    # Anyone can write "From: alice"; see tests/issues/test_mailto_unsubscribe.py for what it does instead.
     request = inbound_post(provider, RECIPIENT="alice@example.org", IN_REPLY_TO="")
     body = request.body.replace(b"list@dwv.example", b"list+unsubscribe@dwv.example")
     if provider == "mailgun":  # the form body is URL-encoded
@@ -184,8 +189,7 @@ def test_mail_to_the_unsubscribe_address_unsubscribes_the_sender(client, cast, p
     response = WebhookPost(request.path, body, request.content_type).send(client)
 
     assert response.status_code == 200
-    subscription = Subscription.objects.get(subscriber=cast["alice"])
-    assert (subscription.status, subscription.unsubscribe_source) == ("unsubscribed", "mailto")
+    assert Subscription.objects.get(subscriber=cast["alice"]).status == "active"
     assert not Comment.objects.exists()
 
 

@@ -16,7 +16,7 @@ from issues.delivery.tasks import complete_ledger
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscriber, Subscription, Suppression
 from subscriptions.services import subscription_unsubscribe, suppression_add
-from subscriptions.tokens import unsubscribe_token_read
+from subscriptions.tokens import mailto_token_read, unsubscribe_token_read
 from tests.fakes.sinks import SmtpSink
 from tests.issues.ledger_helpers import (
     issue_drain,
@@ -110,7 +110,11 @@ def test_every_reader_gets_one_copy_with_their_own_links_and_list_headers(smtp_s
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         unsubscribe, mailto = [part.strip(" <>") for part in message["List-Unsubscribe"].split(",")]
         assert unsubscribe.startswith("https://list.example.org/u/")
-        assert mailto == f"mailto:{row.mailing_list.slug}+unsubscribe@lists.example.org?subject=unsubscribe"
+        # The reader's own unsubscribe address: its token names them, whatever a mail to it says it is from.
+        assert mailto.startswith(f"mailto:{row.mailing_list.slug}+unsubscribe-")
+        assert mailto.endswith("@lists.example.org?subject=unsubscribe")
+        own = mailto_token_read(mailto.split("+unsubscribe-", 1)[1].split("@", 1)[0])
+        assert (own.subscriber_id, own.list_id, own.issue_id) == (subscriber.pk, row.mailing_list_id, issue.pk)
         claim = unsubscribe_token_read(unsubscribe.rsplit("/u/", 1)[1].rstrip("/"))
         assert (claim.subscriber_id, claim.list_id, claim.issue_id) == (subscriber.pk, row.mailing_list_id, issue.pk)
         assert f"<{row.mailing_list.slug}.list.example.org>" in message["List-Id"]

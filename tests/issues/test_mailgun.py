@@ -24,7 +24,7 @@ from issues.delivery.transports.mailgun import MailgunBatchTransport
 from issues.feedback.events import delivery_find
 from issues.models import Delivery, Issue, SentMessage
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
-from subscriptions.tokens import unsubscribe_token_read
+from subscriptions.tokens import mailto_token_read, unsubscribe_token_read
 from tests.fakes.sinks import _free_port
 from tests.issues.ledger_helpers import (
     issue_drain,
@@ -132,8 +132,12 @@ def _readers(count: int) -> list[Recipient]:
     return recipients_unsaved(count)
 
 
-def _mailto(slug: str) -> str:
-    return f"<mailto:{slug}+unsubscribe@lists.example.org?subject=unsubscribe>"
+def _mailto(reader: Recipient) -> str:
+    """Return the reader's own unsubscribe mailto, as List-Unsubscribe carries it."""
+    return f"<mailto:{reader.unsubscribe_mailto}?subject=unsubscribe>"
+
+
+_MAILTO_VAR = "<mailto:%recipient.unsubscribe_mailto%?subject=unsubscribe>"
 
 
 def _check_own_copy(copy: dict, reader: Recipient, envelope: Envelope, *, issue_id: int, list_id: int) -> None:
@@ -149,7 +153,9 @@ def _check_own_copy(copy: dict, reader: Recipient, envelope: Envelope, *, issue_
     assert unsubscribe.startswith(f"<{SITE}/u/")
     claim = unsubscribe_token_read(unsubscribe.strip("<>").rsplit("/u/", 1)[1].rstrip("/"))
     assert (claim.subscriber_id, claim.list_id, claim.issue_id) == (reader.subscriber_id, list_id, issue_id)
-    assert mailto.startswith("<mailto:") and mailto.endswith("+unsubscribe@lists.example.org?subject=unsubscribe>")
+    assert mailto == _mailto(reader) and "+unsubscribe-" in mailto
+    own = mailto_token_read(mailto.split("+unsubscribe-", 1)[1].split("@", 1)[0])
+    assert (own.subscriber_id, own.list_id, own.issue_id) == (reader.subscriber_id, list_id, issue_id)
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["Precedence"] == "bulk"
     assert headers["Reply-To"] == envelope.reply_to
@@ -188,7 +194,7 @@ def test_a_batch_is_one_call_and_each_copy_carries_its_readers_own_links_headers
     assert fields["from"] == ["Detroit Workers' Voice <voix@lists.example.org>"]
     assert fields["subject"] == [TITLE]
     # What is the same for every reader once their URL is templated out goes once.
-    assert fields["h:List-Unsubscribe"] == [f"<%recipient.unsubscribe_url%>, {_mailto('voix')}"]
+    assert fields["h:List-Unsubscribe"] == [f"<%recipient.unsubscribe_url%>, {_MAILTO_VAR}"]
     assert fields["h:List-Id"] == ['"Voix ouvrière" <voix.list.example.org>']
     assert sorted(json.loads(fields["recipient-variables"][0])) == sorted(r.email for r in recipients)
 
@@ -199,7 +205,7 @@ def test_a_batch_is_one_call_and_each_copy_carries_its_readers_own_links_headers
         assert copy["from"] == "Detroit Workers' Voice <voix@lists.example.org>"
         assert copy["subject"] == TITLE
         _check_own_copy(copy, reader, envelope, issue_id=issue.pk, list_id=voix.pk)
-        assert copy["headers"]["List-Unsubscribe"].endswith(f", {_mailto('voix')}")
+        assert copy["headers"]["List-Unsubscribe"].endswith(f", {_mailto(reader)}")
         assert copy["headers"]["List-Id"] == '"Voix ouvrière" <voix.list.example.org>'
         assert copy["headers"]["List-Archive"] == f"<{SITE}/archive/voix/>"
         row = Delivery.objects.get(pk=reader.delivery_id)
@@ -263,7 +269,8 @@ def test_readers_of_two_lists_in_one_batch_each_get_their_own_lists_headers(sink
     assert request["path"] == "/v3/lists.example.org/messages"  # the primary (first) list's sender
     # Headers that differ from list to list go per reader; the rest once.
     assert fields["h:List-Id"] == ["%recipient.h:List-Id%"]
-    assert fields["h:List-Unsubscribe"] == ["%recipient.h:List-Unsubscribe%"]
+    # Each reader's own URL and unsubscribe address are recipient variables, whatever their list.
+    assert fields["h:List-Unsubscribe"] == [f"<%recipient.unsubscribe_url%>, {_MAILTO_VAR}"]
     assert fields["h:List-Archive"] == ["%recipient.h:List-Archive%"]
     assert fields["h:List-Unsubscribe-Post"] == ["List-Unsubscribe=One-Click"]
     assert fields["h:Precedence"] == ["bulk"]
@@ -275,7 +282,8 @@ def test_readers_of_two_lists_in_one_batch_each_get_their_own_lists_headers(sink
         assert copy["from"] == "Detroit Workers' Voice <news@lists.example.org>"
         assert copy["subject"] == TITLE
         _check_own_copy(copy, reader, envelope, issue_id=issue.pk, list_id=own.pk)
-        assert copy["headers"]["List-Unsubscribe"] == f"<{reader.unsubscribe_url}>, {_mailto(own.slug)}"
+        assert copy["headers"]["List-Unsubscribe"] == f"<{reader.unsubscribe_url}>, {_mailto(reader)}"
+        assert reader.unsubscribe_mailto.startswith(f"{own.slug}+unsubscribe-")
         assert copy["headers"]["List-Id"] == f'"{own.name}" <{own.slug}.list.example.org>'
         assert copy["headers"]["List-Archive"] == f"<{SITE}/archive/{own.slug}/>"
     assert {o.status for o in outcomes.values()} == {SENT}

@@ -32,7 +32,7 @@ from issues.delivery.transports.django_backend import DjangoBackendTransport
 from issues.models import Delivery, Issue
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
 from subscriptions.models import Subscriber
-from subscriptions.tokens import unsubscribe_token_read
+from subscriptions.tokens import mailto_token_read, unsubscribe_token_read
 from tests.fakes.sinks import EspSink
 from tests.issues.ledger_helpers import issue_make, list_make, readers_make, recipients_unsaved
 
@@ -56,7 +56,12 @@ HTML = (
     f'<p><a href="{UNSUBSCRIBE_URL}">Unsubscribe</a> · <a href="{PREFERENCES_URL}">Manage your preferences</a></p>'
     "</body></html>"
 )
-MAILTO = "<mailto:news+unsubscribe@lists.example.org?subject=unsubscribe>"
+
+
+def _mailto(reader) -> str:
+    """Return the reader's own unsubscribe mailto, as List-Unsubscribe carries it."""
+    assert reader.unsubscribe_mailto.startswith("news+unsubscribe-")
+    return f"<mailto:{reader.unsubscribe_mailto}?subject=unsubscribe>"
 
 
 @pytest.fixture
@@ -131,7 +136,7 @@ def test_one_call_per_batch_and_every_copy_carries_its_readers_links_headers_and
     for reader in readers:
         copy = copies[reader.email]
         headers = _lower(copy["headers"])
-        assert headers["list-unsubscribe"] == f"<{reader.unsubscribe_url}>, {MAILTO}"
+        assert headers["list-unsubscribe"] == f"<{reader.unsubscribe_url}>, {_mailto(reader)}"
         assert headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
         assert headers["list-id"] == '"Detroit Workers\' Voice" <news.list.example.org>'
         assert headers["list-archive"] == "<https://list.example.org/archive/news/>"
@@ -257,7 +262,7 @@ def test_an_article_with_template_syntax_skips_the_esp_template_engine(settings,
     for reader in readers:
         copy = copies[reader.email]
         assert copy["text"] == _personal(text, reader) and copy["html"] == _personal(html, reader)
-        assert _lower(copy["headers"])["list-unsubscribe"] == f"<{reader.unsubscribe_url}>, {MAILTO}"
+        assert _lower(copy["headers"])["list-unsubscribe"] == f"<{reader.unsubscribe_url}>, {_mailto(reader)}"
         assert "TemplateLanguage" not in json.dumps(copy["request"])
 
 
@@ -292,7 +297,9 @@ def test_an_issue_on_mailjet_goes_out_through_the_engine_in_calls_of_at_most_50(
         unsubscribe, mailto = (part.strip(" <>") for part in _lower(copy["headers"])["list-unsubscribe"].split(","))
         claim = unsubscribe_token_read(unsubscribe.rsplit("/u/", 1)[1].rstrip("/"))
         assert (claim.subscriber_id, claim.list_id, claim.issue_id) == (subscriber.pk, news.pk, issue.pk)
-        assert mailto == "mailto:news+unsubscribe@lists.example.org?subject=unsubscribe"
+        own = mailto_token_read(mailto.split("+unsubscribe-", 1)[1].split("@", 1)[0])
+        assert mailto.endswith("@lists.example.org?subject=unsubscribe")
+        assert (own.subscriber_id, own.list_id, own.issue_id) == (subscriber.pk, news.pk, issue.pk)
         assert f"Unsubscribe: {unsubscribe}\n" in copy["text"] and f'href="{unsubscribe}"' in copy["html"]
         assert "{{" not in copy["text"] and "{{" not in copy["html"] and "%%" not in copy["html"]
         assert copy["metadata"]["subscriber_id"] == str(subscriber.pk)

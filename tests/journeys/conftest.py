@@ -87,6 +87,8 @@ def journey(request, browser, live_server, settings):
     trip = Journey(page=context.new_page(), base_url=live_server.url)
     try:
         yield trip
+        # Every page's script and style is allowed by its own policy: nothing was blocked.
+        assert trip.csp_refusals == []
     finally:
         call = getattr(request.node, "report_call", None)
         failed = call is None or call.failed

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from issues.models import Issue
-from subscriptions.links import list_headers, unsubscribe_url
+from subscriptions.links import list_headers, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import Subscription
 
 
@@ -30,7 +30,8 @@ def header_url(live_server, transactional_db, news, active_reader):
     issue = Issue.objects.create(title="Issue one", body="text")
     url = unsubscribe_url(subscriber_id=active_reader.pk, list_id=news.pk, issue_id=issue.pk)
     # The URL the provider calls is the one in the List-Unsubscribe header.
-    header = list_headers(mailing_list=news, unsubscribe=url)["List-Unsubscribe"]
+    mailto = unsubscribe_mailto_for(mailing_list=news, subscriber_id=active_reader.pk, issue_id=issue.pk)
+    header = list_headers(mailing_list=news, unsubscribe=url, mailto=mailto)["List-Unsubscribe"]
     assert header.startswith(f"<{url}>")
     return _live(url, live_server), issue
 

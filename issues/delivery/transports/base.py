@@ -30,6 +30,7 @@ class Recipient:
     headers: dict[str, str]  # List-* headers for this reader's list
     metadata: dict[str, str]
     name: str = ""  # the reader's name, as they typed it, for the To header
+    unsubscribe_mailto: str = ""  # the reader's own unsubscribe address, in List-Unsubscribe
 
 
 @dataclass

@@ -42,6 +42,16 @@ from issues.delivery.transports.base import (
 MAILGUN_MAX_BATCH = 1000  # Mailgun's limit of recipients per call
 _VARIABLE = "%recipient.{}%"  # Mailgun's placeholder for a recipient variable
 _UNSUBSCRIBE_VAR = _VARIABLE.format("unsubscribe_url")
+_MAILTO_VAR = _VARIABLE.format("unsubscribe_mailto")
+
+
+def _templated(recipient: Recipient, value: str) -> str:
+    """Return a header value with the reader's own URL and unsubscribe address as recipient variables."""
+    value = value.replace(recipient.unsubscribe_url, _UNSUBSCRIBE_VAR)
+    if recipient.unsubscribe_mailto:
+        value = value.replace(recipient.unsubscribe_mailto, _MAILTO_VAR)
+    return value
+
 
 _local = threading.local()
 
@@ -98,6 +108,7 @@ class MailgunBatchTransport(Transport):
                 "message_id": f"<{r.message_id}>",
                 "delivery_id": str(r.delivery_id),
                 "subscriber_id": str(r.subscriber_id),
+                "unsubscribe_mailto": r.unsubscribe_mailto,
             }
             for r in recipients
         }
@@ -105,7 +116,7 @@ class MailgunBatchTransport(Transport):
         # A list header is sent once with the reader's URL templated out when
         # that makes it the same for everyone, else per reader.
         for name in recipients[0].headers if recipients else ():
-            templated = {r.headers.get(name, "").replace(r.unsubscribe_url, _UNSUBSCRIBE_VAR) for r in recipients}
+            templated = {_templated(r, r.headers.get(name, "")) for r in recipients}
             if len(templated) == 1:
                 fields.append((f"h:{name}", templated.pop()))
             else:

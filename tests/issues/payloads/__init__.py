@@ -33,6 +33,9 @@ def anymail_settings() -> dict:
         "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_SIGNING_KEY,
         "BREVO_API_KEY": "brevo-test-key",
         "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": False,
+        # Each provider's webhooks answer only where that provider is configured.
+        "SENDGRID_API_KEY": "sendgrid-test-key",
+        "POSTMARK_SERVER_TOKEN": "postmark-test-token",
     }
 
 
@@ -80,6 +83,8 @@ def defaults(provider: str, values: dict) -> dict:
         "DELIVERY_ID": "",
         "IN_REPLY_TO": "",
         "SIGNATURE": "",
+        "TOKEN": uuid.uuid4().hex,  # Mailgun's signature token: new with every signing
+        "SIGNED_AT": int(time.time()),  # when Mailgun signed the post (the event may be older)
     }
     filled.update(values)
     return filled
@@ -94,7 +99,7 @@ def tracking_post(provider: str, kind: str, **values) -> WebhookPost:
     values = defaults(provider, values)
     path = f"/webhooks/{provider}/tracking/"
     if provider == "mailgun":
-        values["SIGNATURE"] = mailgun_signature(timestamp=str(values["TIMESTAMP"]), token=str(values["EVENT_ID"]))
+        values["SIGNATURE"] = mailgun_signature(timestamp=str(values["SIGNED_AT"]), token=str(values["TOKEN"]))
     if provider == "amazon_ses":
         inner = json.dumps(json.loads(render(f"amazon_ses_{kind}.json", **values)))
         body = render("amazon_ses_sns_envelope.json", SNS_MESSAGE=json.dumps(inner), **values)
@@ -162,7 +167,7 @@ def inbound_post(provider: str, **values) -> WebhookPost:
         return text
 
     if provider == "mailgun":
-        values["SIGNATURE"] = mailgun_signature(timestamp=str(values["TIMESTAMP"]), token=str(values["EVENT_ID"]))
+        values["SIGNATURE"] = mailgun_signature(timestamp=str(values["SIGNED_AT"]), token=str(values["TOKEN"]))
         fields = json.loads(render("mailgun_inbound.json", **values))
         return WebhookPost(path, urlencode(fields).encode(), "application/x-www-form-urlencoded")
     if provider == "sendgrid":

@@ -1,0 +1,69 @@
+"""Finding suppressed addresses across key rotations.
+
+A suppression is found by the keyed hash of its address (an erased
+reader's row keeps nothing else). After SECRET_KEY is rotated, rows hashed
+under the old key would no longer match; while that key is in
+SECRET_KEY_FALLBACKS they are looked up under it too, and re-keyed to the
+current key when found, so each row needs the fallback only once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+
+from subscriptions.addresses import email_hashes
+from subscriptions.models import Suppression
+
+logger = logging.getLogger(__name__)
+
+_IN_BATCH = 500
+
+
+def _rekey(row: Suppression, current: str) -> Suppression:
+    try:
+        with transaction.atomic():
+            Suppression.objects.filter(pk=row.pk).update(email_hash=current)
+    except IntegrityError:  # a row under the current key exists too: it is the one that counts
+        Suppression.objects.filter(pk=row.pk).delete()
+        return Suppression.objects.get(email_hash=current)
+    logger.info("suppression %s re-keyed to the current SECRET_KEY", row.pk)
+    row.email_hash = current
+    return row
+
+
+def suppression_find(*, email: str) -> Suppression | None:
+    """Return the address's suppression, under the current key or a fallback (re-keying it), or None."""
+    hashes = email_hashes(email)
+    rows = {row.email_hash: row for row in Suppression.objects.filter(email_hash__in=hashes)}
+    if not rows:
+        return None
+    current = hashes[0]
+    if current in rows:
+        return rows[current]
+    old = next(rows[h] for h in hashes[1:] if h in rows)
+    return _rekey(old, current)
+
+
+def suppressions_rekey(*, emails: Iterable[str]) -> int:
+    """Re-key to the current key every suppression of these addresses found under a fallback key; return how many.
+
+    For bulk paths (imports) that then match by the current hash alone.
+    Nothing to do, and no query, without SECRET_KEY_FALLBACKS.
+    """
+    current_of: dict[str, str] = {}
+    for email in emails:
+        hashes = email_hashes(email)
+        for old in hashes[1:]:
+            current_of[old] = hashes[0]
+    if not current_of:
+        return 0
+    olds = list(current_of)
+    found = 0
+    for i in range(0, len(olds), _IN_BATCH):
+        for row in Suppression.objects.filter(email_hash__in=olds[i : i + _IN_BATCH]):
+            _rekey(row, current_of[row.email_hash])
+            found += 1
+    return found
