@@ -323,8 +323,8 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     lists = [s.mailing_list for s in pending]
     confirm_link_mail_send(
         "confirm",
+        # No name, not even in To: anyone can type one on the public form.
         to=subscriber.email,
-        to_name=subscriber.name,
         mailing_list=lists[0],
         path=f"/confirm/{token}/",
         context={"subscriber": subscriber, "lists": lists},
@@ -412,7 +412,6 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
     email_send(
         "welcome",
         to=subscription.subscriber.email,
-        to_name=subscription.subscriber.name,
         from_email=sender_address(mailing_list.from_name, mailing_list.from_email),
         reply_to=mailing_list.reply_to or None,
         headers=list_headers(
