@@ -12,40 +12,29 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import time
 
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import inbound, tracking
-from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpResponseBadRequest, HttpResponseForbidden
 
-from issues.feedback.events import event_record, provider_name, tracking_list_ids
-from issues.feedback.rules import event_apply, events_queue
+from issues.feedback.events import provider_name
+from issues.feedback.intake import events_receive
+from issues.feedback.rules import events_queue
 
 logger = logging.getLogger(__name__)
 
 
-class _Budget:
-    """The current request's time for inline effects, and the events left over."""
+class _Collected:
+    """The current request's tracking events, taken in together once anymail has parsed them all."""
 
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-        self.deferred: list[int] = []
-        self._tracking_lists: set[int] | None = None
-
-    def tracking_lists(self) -> set[int]:
-        """Return the lists that record opens and clicks, read once per request."""
-        if self._tracking_lists is None:
-            self._tracking_lists = tracking_list_ids()
-        return self._tracking_lists
-
-    def allows(self) -> bool:
-        return time.monotonic() < self.deadline
+    def __init__(self) -> None:
+        self.events: list = []
+        self.esp_name = ""
 
 
-_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("feedback_budget", default=None)
+_collected: contextvars.ContextVar[_Collected | None] = contextvars.ContextVar("feedback_events", default=None)
 
 
 class WebhookPayloadInvalid(Exception):
@@ -87,17 +76,17 @@ def strict_view(view_class: type):
                 # unauthenticated webhook could unsubscribe or suppress anyone.
                 logger.error("%s webhook refused: set ANYMAIL_WEBHOOK_SECRET", self.esp_name)
                 return HttpResponseForbidden("Webhook authentication is not configured.\n", content_type="text/plain")
-            budget = _Budget(settings.FEEDBACK_INLINE_SECONDS)
-            token = _budget.set(budget)
+            collected = _Collected()
+            token = _collected.set(collected)
             try:
                 response = super().post(request, *args, **kwargs)
             except WebhookPayloadInvalid as exc:
                 logger.warning("%s webhook: malformed payload: %s", self.esp_name, str(exc)[:300])
                 return HttpResponseBadRequest("Malformed payload.\n", content_type="text/plain")
             finally:
-                _budget.reset(token)
-            if budget.deferred:
-                _deferred_queue(budget.deferred)
+                _collected.reset(token)
+            if collected.events:
+                tracking_take(esp_name=collected.esp_name, events=collected.events)
             return response
 
     StrictWebhookView.__name__ = f"Strict{view_class.__name__}"
@@ -105,26 +94,22 @@ def strict_view(view_class: type):
     return StrictWebhookView.as_view()
 
 
+def tracking_take(*, esp_name: str, events: list) -> None:
+    """Store the events together, apply their effects, and leave what had no time to Celery."""
+    outcome = events_receive(provider=provider_name(esp_name), events=events)
+    if outcome.deferred:
+        _deferred_queue(outcome.deferred)
+
+
 @receiver(tracking, dispatch_uid="issues.feedback.webhooks.tracking_received")
 def tracking_received(sender, event, esp_name, **kwargs) -> None:
-    """Store the event, then apply its effects now or leave them for Celery."""
-    budget = _budget.get()
-    tracking_lists = budget.tracking_lists() if budget is not None else None
-    stored = event_record(provider=provider_name(esp_name), event=event, tracking_lists=tracking_lists)
-    if stored is None:
+    """Collect the event for its request's batch (or take it in at once, outside a webhook request)."""
+    collected = _collected.get()
+    if collected is None:
+        tracking_take(esp_name=esp_name, events=[event])
         return
-    if budget is not None and not budget.allows():
-        budget.deferred.append(stored.pk)
-        return
-    try:
-        event_apply(event_id=stored.pk, event=stored)
-    except Exception:
-        # The event is stored; answer 200 and let a worker retry the effects.
-        logger.exception("Applying %s event %s failed; queued", esp_name, stored.pk)
-        if budget is not None:
-            budget.deferred.append(stored.pk)
-        else:
-            _deferred_queue([stored.pk])
+    collected.esp_name = esp_name
+    collected.events.append(event)
 
 
 @receiver(inbound, dispatch_uid="issues.feedback.webhooks.inbound_received")
