@@ -77,9 +77,7 @@ def _delivered(items: list[Incoming], now: datetime) -> None:
 
 
 def _opened(items: list[Incoming], now: datetime) -> None:
-    _timed_update(
-        _earliest(items, now), assignments="opened_at = v.t", condition="d.opened_at IS NULL", kind="opened"
-    )
+    _timed_update(_earliest(items, now), assignments="opened_at = v.t", condition="d.opened_at IS NULL", kind="opened")
 
 
 def _clicked(items: list[Incoming], now: datetime) -> None:

@@ -151,7 +151,7 @@ def deliveries_find(items: list[Incoming]) -> None:
         # reader is found by address within the batch's id range.
         within = Q()
         for item in unresolved:
-            for issue_id, low, high in item_spans[id(item)]:
+            for _issue_id, low, high in item_spans[id(item)]:
                 if low != high:
                     within |= Q(id__range=(low, high), email__iexact=item.recipient)
         found = list(Delivery.objects.filter(within)) if within else []
