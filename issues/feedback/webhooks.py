@@ -17,11 +17,12 @@ from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import inbound, tracking
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpResponseBadRequest, HttpResponseForbidden
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
 from issues.feedback.events import provider_name
 from issues.feedback.intake import events_receive
 from issues.feedback.rules import events_queue
+from issues.feedback.view_mixins import VIEW_MIXINS, SnsConfirmationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ def _deferred_queue(event_ids: list[int]) -> None:
 def strict_view(view_class: type):
     """Return a view for anymail's view_class that answers a malformed payload with 400."""
 
-    class StrictWebhookView(view_class):
+    mixins = tuple(mixin for mixin in VIEW_MIXINS if mixin.applies(view_class))
+    base = type(view_class.__name__, (*mixins, view_class), {}) if mixins else view_class
+
+    class StrictWebhookView(base):
         def run_validators(self, request):
             try:
                 super().run_validators(request)
@@ -63,6 +67,8 @@ def strict_view(view_class: type):
                 # Parse everything before the first signal, so a payload
                 # that fails half-way stores nothing.
                 return list(super().parse_events(request))
+            except SnsConfirmationFailed:
+                raise
             except Exception as exc:
                 raise WebhookPayloadInvalid(str(exc)) from exc
 
@@ -76,6 +82,12 @@ def strict_view(view_class: type):
                 # unauthenticated webhook could unsubscribe or suppress anyone.
                 logger.error("%s webhook refused: set ANYMAIL_WEBHOOK_SECRET", self.esp_name)
                 return HttpResponseForbidden("Webhook authentication is not configured.\n", content_type="text/plain")
+            if self.signal is inbound:
+                from issues.comments.uploads import inbound_body_read
+
+                refused = inbound_body_read(request)
+                if refused is not None:
+                    return refused
             collected = _Collected()
             token = _collected.set(collected)
             try:
@@ -83,6 +95,9 @@ def strict_view(view_class: type):
             except WebhookPayloadInvalid as exc:
                 logger.warning("%s webhook: malformed payload: %s", self.esp_name, str(exc)[:300])
                 return HttpResponseBadRequest("Malformed payload.\n", content_type="text/plain")
+            except SnsConfirmationFailed:
+                message = "Could not confirm the subscription with AWS; the SubscribeURL is in the log.\n"
+                return HttpResponse(message, status=503, content_type="text/plain")
             finally:
                 _collected.reset(token)
             if collected.events:
