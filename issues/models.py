@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from subscriptions.models import EMAIL_MAX_LENGTH, MailingList, Subscriber
@@ -186,7 +187,7 @@ class DeliveryEvent(models.Model):
 
     provider = models.CharField(max_length=40)
     event_id = models.CharField(max_length=255)
-    event_type = models.CharField(max_length=40, db_index=True)
+    event_type = models.CharField(max_length=40)
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     recipient = models.EmailField(max_length=EMAIL_MAX_LENGTH, blank=True)
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
@@ -204,8 +205,15 @@ class DeliveryEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="deliveryevent_unique_per_provider"),
         ]
+        # Ten million rows and more: the admin lists them newest first (by
+        # id) filtered by kind or provider, and finds them by address (case
+        # aside, as erasing a reader does too) or by the provider's ids.
         indexes = [
             models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="deliveryevent_unapplied"),
+            models.Index(fields=["event_type", "-id"], name="deliveryevent_type_newest"),
+            models.Index(fields=["provider", "-id"], name="deliveryevent_provider_newest"),
+            models.Index(Upper("recipient"), name="deliveryevent_recipient_ci"),
+            models.Index(fields=["event_id"], name="deliveryevent_event_id_prefix", opclasses=["varchar_pattern_ops"]),
         ]
 
     def __str__(self) -> str:

@@ -33,6 +33,12 @@ SOFT_BOUNCED = "soft_bounced"
 SOFT_TYPES = (SOFT_BOUNCED, "deferred")
 TRACKING_TYPES = ("opened", "clicked")
 PAYLOAD_MAX_CHARS = 50_000
+# What the feedback admin filters on (a fixed list, not a DISTINCT over the table).
+EVENT_TYPES = (
+    "delivered", "bounced", SOFT_BOUNCED, "deferred", "complained", "unsubscribed", "rejected", "failed",
+    "opened", "clicked", "queued", "sent", "subscribed", "autoresponded", "inbound", "unknown",
+)  # fmt: skip
+EVENT_PROVIDERS = ("amazon_ses", "brevo", "mailgun", "mailjet", "postmark", "sendgrid", "sparkpost", "smtp")
 
 
 def provider_name(esp_name: str) -> str:
