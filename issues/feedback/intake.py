@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,6 +53,7 @@ class Incoming:
     description: str
     occurred_at: datetime | None
     payload: dict | list
+    payload_json: str
     metadata: dict
     delivery: Delivery | None = None
     pk: int | None = None
@@ -70,9 +72,9 @@ def incoming_from(*, provider: str, event) -> Incoming:
     recipient = (event.recipient or "")[:254]
     event_type = event_classify(provider=provider, event_type=event.event_type or "unknown", payload=payload)
     key = event_key(event_id=event.event_id, payload=payload, recipient=recipient)
-    stored_payload = json.loads(json.dumps(payload, default=str))
-    if len(json.dumps(stored_payload)) > PAYLOAD_MAX_CHARS:
-        stored_payload = {"truncated": True}
+    payload_json = json.dumps(payload, default=str)
+    if len(payload_json) > PAYLOAD_MAX_CHARS:
+        payload, payload_json = {"truncated": True}, '{"truncated": true}'
     description = " ".join(part for part in (event.description, event.mta_response) if part)
     return Incoming(
         provider=provider[:40],
@@ -83,7 +85,8 @@ def incoming_from(*, provider: str, event) -> Incoming:
         reject_reason=(event.reject_reason or "")[:100],
         description=description[:2000],
         occurred_at=event.timestamp,
-        payload=stored_payload,
+        payload=payload,
+        payload_json=payload_json,
         metadata=event.metadata if isinstance(event.metadata, dict) else {},
     )
 
@@ -98,6 +101,49 @@ def _meta_int(metadata: dict, name: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 19 else None
 
 
+# What matching and the effects read of a ledger row (its long text columns stay on disk).
+_ROW_FIELDS = ("id", "issue_id", "subscriber_id", "mailing_list_id", "email", "provider_message_id")
+
+
+def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, list], dict[int, Delivery]]:
+    """Return the SentMessage spans of these message ids, and the ledger rows of one-row spans and of meta_pks.
+
+    One round trip on PostgreSQL (a single event per request is the common
+    Mailgun case, where round trips are most of the cost); two elsewhere.
+    """
+    spans: dict[str, list[tuple[int, int, int]]] = {}
+    rows: dict[int, Delivery] = {}
+    if not wanted and not meta_pks:
+        return spans, rows
+    if connection.vendor == "postgresql":
+        columns = ", ".join(f"d.{name}" for name in _ROW_FIELDS)
+        sql = (
+            f"SELECT s.provider_message_id, s.issue_id, s.first_delivery_id, s.last_delivery_id, {columns} "  # noqa: S608
+            f"FROM {SentMessage._meta.db_table} s LEFT JOIN {Delivery._meta.db_table} d "
+            "ON d.id = s.first_delivery_id AND s.first_delivery_id = s.last_delivery_id "
+            "WHERE s.provider_message_id = ANY(%s) "
+            f"UNION ALL SELECT NULL, NULL, NULL, NULL, {columns} FROM {Delivery._meta.db_table} d WHERE d.id = ANY(%s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [sorted(wanted), sorted(meta_pks)])
+            found = cursor.fetchall()
+        for message_id, issue_id, low, high, *row in found:
+            if message_id is not None:
+                spans.setdefault(message_id, []).append((issue_id, low, high))
+            if row[0] is not None and row[0] not in rows:
+                rows[row[0]] = Delivery.from_db(connection.alias, list(_ROW_FIELDS), row)
+        return spans, rows
+    if wanted:
+        for message_id, issue_id, low, high in SentMessage.objects.filter(provider_message_id__in=wanted).values_list(
+            "provider_message_id", "issue_id", "first_delivery_id", "last_delivery_id"
+        ):
+            spans.setdefault(message_id, []).append((issue_id, low, high))
+    pks = meta_pks | {low for found in spans.values() for _, low, high in found if low == high}
+    if pks:
+        rows = {row.pk: row for row in Delivery.objects.filter(pk__in=pks).only(*_ROW_FIELDS)}
+    return spans, rows
+
+
 def deliveries_find(items: list[Incoming]) -> None:
     """Set each event's delivery, as events.delivery_find would, in a few queries for all of them.
 
@@ -108,21 +154,12 @@ def deliveries_find(items: list[Incoming]) -> None:
     """
     variants = {id(item): _id_variants(item.message_id) for item in items}
     wanted = set().union(*variants.values()) if variants else set()
-    spans: dict[str, list[tuple[int, int, int]]] = {}
-    if wanted:
-        for mid, issue_id, low, high in SentMessage.objects.filter(provider_message_id__in=wanted).values_list(
-            "provider_message_id", "issue_id", "first_delivery_id", "last_delivery_id"
-        ):
-            spans.setdefault(mid, []).append((issue_id, low, high))
+    meta_pks = {pk for pk in (_meta_int(item.metadata, "delivery_id") for item in items) if pk}
+    spans, rows = _spans_and_rows(wanted, meta_pks)
     item_spans = {id(item): [s for v in variants[id(item)] for s in spans.get(v, [])] for item in items}
-
-    pks: set[int] = set()
-    for item in items:
-        delivery_id = _meta_int(item.metadata, "delivery_id")
-        if delivery_id:
-            pks.add(delivery_id)
-        pks.update(low for _, low, high in item_spans[id(item)] if low == high)
-    rows = {row.pk: row for row in Delivery.objects.filter(pk__in=pks)} if pks else {}
+    rows_by_message_id: dict[str, list[Delivery]] = {}
+    for row in rows.values():
+        rows_by_message_id.setdefault(row.provider_message_id, []).append(row)
 
     def in_spans(row: Delivery, item: Incoming) -> bool:
         return row.provider_message_id in variants[id(item)] and any(
@@ -134,7 +171,7 @@ def deliveries_find(items: list[Incoming]) -> None:
         if not item_spans[id(item)]:
             continue
         recipient = item.recipient.lower()
-        candidates = [r for r in rows.values() if in_spans(r, item)] if item_spans[id(item)] else []
+        candidates = [row for v in variants[id(item)] for row in rows_by_message_id.get(v, ()) if in_spans(row, item)]
         by_address = [r for r in candidates if recipient and r.email.lower() == recipient]
         if by_address:
             item.delivery = by_address[0]
@@ -154,7 +191,7 @@ def deliveries_find(items: list[Incoming]) -> None:
             for _issue_id, low, high in item_spans[id(item)]:
                 if low != high:
                     within |= Q(id__range=(low, high), email__iexact=item.recipient)
-        found = list(Delivery.objects.filter(within)) if within else []
+        found = list(Delivery.objects.filter(within).only(*_ROW_FIELDS)) if within else []
         for item in unresolved:
             recipient = item.recipient.lower()
             for row in found:
@@ -178,7 +215,7 @@ def deliveries_find(items: list[Incoming]) -> None:
         condition = Q()
         for _, issue_id, subscriber_id in pairs:
             condition |= Q(issue_id=issue_id, subscriber_id=subscriber_id)
-        by_pair = {(r.issue_id, r.subscriber_id): r for r in Delivery.objects.filter(condition)}
+        by_pair = {(r.issue_id, r.subscriber_id): r for r in Delivery.objects.filter(condition).only(*_ROW_FIELDS)}
         for item, issue_id, subscriber_id in pairs:
             item.delivery = by_pair.get((issue_id, subscriber_id))
 
@@ -226,21 +263,12 @@ _COLUMNS = (
 )
 
 
-def events_insert(items: list[Incoming], *, applied_at: datetime | None) -> list[Incoming]:
-    """Store the events in one statement; return those that were new (with their ids), in key order."""
-    if not items:
-        return []
-    table = DeliveryEvent._meta.db_table
-    now = timezone.now()
-    by_key = {}
+def _rows(items: list[Incoming], now: datetime, applied_at: datetime | None) -> tuple[dict[str, Incoming], list]:
+    by_key: dict[str, Incoming] = {}
     for item in sorted(items, key=lambda i: i.key):  # one order, so concurrent inserts never deadlock
         by_key.setdefault(item.key, item)
-    placeholders = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    if connection.vendor == "postgresql":
-        placeholders = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
-    params: list = []
-    for item in by_key.values():
-        params += [
+    rows = [
+        (
             item.provider,
             item.key,
             item.event_type,
@@ -252,21 +280,110 @@ def events_insert(items: list[Incoming], *, applied_at: datetime | None) -> list
             item.occurred_at,
             now,
             applied_at,
-            json.dumps(item.payload),
-        ]
-    sql = (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([placeholders] * len(by_key))} "  # noqa: S608
-        "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id, event_id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
+            item.payload_json,
+        )
+        for item in by_key.values()
+    ]
+    return by_key, rows
+
+
+# The events as a relation of arrays (PostgreSQL): one short statement to plan however many there are.
+_UNNEST = (
+    "SELECT provider, event_id, event_type, delivery_id, recipient, message_id, reject_reason, description, "
+    "occurred_at, %s::timestamptz AS received_at, %s::timestamptz AS applied_at, payload::jsonb AS payload "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::timestamptz[], %s::text[]) AS v(provider, event_id, event_type, delivery_id, recipient, "
+    "message_id, reject_reason, description, occurred_at, payload) ORDER BY event_id"
+)
+_CONFLICT = "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id, event_id"
+
+
+def _unnest_params(rows: list, now: datetime, applied_at: datetime | None) -> list:
+    columns = list(zip(*rows, strict=True))
+    return [now, applied_at, *[list(columns[i]) for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 11)]]
+
+
+def _stored(by_key: dict[str, Incoming], returned) -> list[Incoming]:
     stored = []
     for pk, key in sorted(returned, key=lambda row: row[1]):
         item = by_key[key]
         item.pk = pk
         stored.append(item)
     return stored
+
+
+def events_insert(items: list[Incoming], *, applied_at: datetime | None) -> list[Incoming]:
+    """Store the events in one statement; return those that were new (with their ids), in key order."""
+    if not items:
+        return []
+    table = DeliveryEvent._meta.db_table
+    now = timezone.now()
+    by_key, rows = _rows(items, now, applied_at)
+    if connection.vendor == "postgresql":
+        sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) {_UNNEST} {_CONFLICT}"
+        params = _unnest_params(rows, now, applied_at)
+    else:
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {placeholders} {_CONFLICT}"  # noqa: S608
+        params = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _stored(by_key, cursor.fetchall())
+
+
+# Kinds whose effects are only the ledger row's times: stored and applied in
+# one statement on PostgreSQL, no transaction to open or commit.
+_TIMES_ONLY = {"delivered", "opened", "clicked"}
+
+
+def _times_only(items: list[Incoming]) -> bool:
+    from issues.feedback.rules import RULES
+
+    return connection.vendor == "postgresql" and all(
+        item.event_type in _TIMES_ONLY or item.event_type not in RULES for item in items
+    )
+
+
+def events_insert_applied(items: list[Incoming]) -> list[Incoming]:
+    """Store the events and set their ledger rows' times in one statement (PostgreSQL; see _TIMES_ONLY).
+
+    The same conditions as the rules for delivered, opened and clicked: a
+    late "delivered" never undoes a bounce, a first time is never replaced.
+    Only events new to the table (not replays) count.
+    """
+    table, ledger = DeliveryEvent._meta.db_table, Delivery._meta.db_table
+    now = timezone.now()
+    by_key, rows = _rows(items, now, now)
+    sql = f"""
+        WITH ins AS (
+            INSERT INTO {table} ({", ".join(_COLUMNS)}) {_UNNEST}
+            ON CONFLICT (provider, event_id) DO NOTHING
+            RETURNING id, event_id, event_type, delivery_id, COALESCE(occurred_at, received_at) AS t
+        ), eff AS (
+            SELECT delivery_id AS id,
+                   min(t) FILTER (WHERE event_type = 'delivered') AS dt,
+                   min(t) FILTER (WHERE event_type IN ('opened', 'clicked')) AS ot,
+                   min(t) FILTER (WHERE event_type = 'clicked') AS ct
+              FROM ins WHERE delivery_id IS NOT NULL GROUP BY delivery_id
+        ), upd AS (
+            UPDATE {ledger} AS d SET
+                status = CASE WHEN eff.dt IS NOT NULL AND d.status = 'sent' THEN 'delivered' ELSE d.status END,
+                delivered_at = CASE WHEN eff.dt IS NOT NULL AND d.status <> 'bounced'
+                                    THEN COALESCE(d.delivered_at, eff.dt) ELSE d.delivered_at END,
+                opened_at = COALESCE(d.opened_at, eff.ot),
+                clicked_at = COALESCE(d.clicked_at, eff.ct)
+              FROM eff
+             WHERE d.id = eff.id AND (
+                   (eff.dt IS NOT NULL AND (d.status = 'sent' OR (d.delivered_at IS NULL AND d.status <> 'bounced')))
+                OR (eff.ot IS NOT NULL AND d.opened_at IS NULL)
+                OR (eff.ct IS NOT NULL AND d.clicked_at IS NULL))
+            RETURNING d.id
+        )
+        SELECT id, event_id FROM ins
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _unnest_params(rows, now, now))
+        return _stored(by_key, cursor.fetchall())
 
 
 def events_receive(*, provider: str, events: list) -> Outcome:
@@ -286,7 +403,17 @@ def events_receive(*, provider: str, events: list) -> Outcome:
     deliveries_find(items)
     items = _tracked_filter(items)
     budget = settings.FEEDBACK_INLINE_SECONDS
-    if budget > 0:
+    if budget > 0 and _times_only(items):
+        try:
+            # A single statement is atomic by itself; inside a caller's
+            # transaction it gets a savepoint, so a failure leaves that usable.
+            with nullcontext() if connection.get_autocommit() else transaction.atomic():
+                outcome.stored = events_insert_applied(items)
+            outcome.applied = [item.pk for item in outcome.stored]
+            return outcome
+        except Exception:  # a deadlock: the events are still stored below, for a worker to apply
+            logger.exception("%s: applying %d events failed; storing them for a worker", provider, len(items))
+    elif budget > 0:
         deadline = time.monotonic() + budget
         try:
             with transaction.atomic():
