@@ -66,13 +66,19 @@ class Outcome:
     deferred: list[int] = field(default_factory=list)
 
 
+def _text(value, limit: int) -> str:
+    return str(value or "").replace("\x00", "")[:limit]
+
+
 def incoming_from(*, provider: str, event) -> Incoming:
     """Return the event as it will be stored (classified, keyed, trimmed to the columns)."""
     payload = payload_plain(event.esp_event)
-    recipient = (event.recipient or "")[:254]
+    recipient = _text(event.recipient, 254)
     event_type = event_classify(provider=provider, event_type=event.event_type or "unknown", payload=payload)
-    key = event_key(event_id=event.event_id, payload=payload, recipient=recipient)
-    payload_json = json.dumps(payload, default=str)
+    key = _text(event_key(event_id=event.event_id, payload=payload, recipient=recipient), 255)
+    # PostgreSQL's text and jsonb refuse NUL: a hostile payload must not make
+    # the provider retry its post forever.
+    payload_json = json.dumps(payload, default=str).replace("\\u0000", "\\ufffd")
     if len(payload_json) > PAYLOAD_MAX_CHARS:
         payload, payload_json = {"truncated": True}, '{"truncated": true}'
     description = " ".join(part for part in (event.description, event.mta_response) if part)
@@ -81,9 +87,9 @@ def incoming_from(*, provider: str, event) -> Incoming:
         event_type=event_type[:40],
         key=key,
         recipient=recipient,
-        message_id=(event.message_id or "")[:255],
-        reject_reason=(event.reject_reason or "")[:100],
-        description=description[:2000],
+        message_id=_text(event.message_id, 255),
+        reject_reason=_text(event.reject_reason, 100),
+        description=_text(description, 2000),
         occurred_at=event.timestamp,
         payload=payload,
         payload_json=payload_json,
@@ -287,20 +293,28 @@ def _rows(items: list[Incoming], now: datetime, applied_at: datetime | None) -> 
     return by_key, rows
 
 
-# The events as a relation of arrays (PostgreSQL): one short statement to plan however many there are.
+# The events as one JSON document (PostgreSQL): one short statement to plan
+# and one parameter to send however many events there are.
 _UNNEST = (
     "SELECT provider, event_id, event_type, delivery_id, recipient, message_id, reject_reason, description, "
-    "occurred_at, %s::timestamptz AS received_at, %s::timestamptz AS applied_at, payload::jsonb AS payload "
-    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::timestamptz[], %s::text[]) AS v(provider, event_id, event_type, delivery_id, recipient, "
-    "message_id, reject_reason, description, occurred_at, payload) ORDER BY event_id"
+    "occurred_at, %s::timestamptz AS received_at, %s::timestamptz AS applied_at, payload "
+    "FROM json_to_recordset(%s::json) AS v(provider text, event_id text, event_type text, delivery_id bigint, "
+    "recipient text, message_id text, reject_reason text, description text, occurred_at timestamptz, "
+    "payload jsonb) ORDER BY event_id"
 )
 _CONFLICT = "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id, event_id"
 
 
 def _unnest_params(rows: list, now: datetime, applied_at: datetime | None) -> list:
-    columns = list(zip(*rows, strict=True))
-    return [now, applied_at, *[list(columns[i]) for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 11)]]
+    names = ("provider", "event_id", "event_type", "delivery_id", "recipient", "message_id", "reject_reason")
+    documents = []
+    for row in rows:
+        fields = dict(zip(names, row[:7], strict=True))
+        fields["description"] = row[7]
+        fields["occurred_at"] = row[8].isoformat() if row[8] else None
+        # The payload is already JSON: spliced in, not encoded twice.
+        documents.append(json.dumps(fields)[:-1] + ', "payload": ' + row[11] + "}")
+    return [now, applied_at, "[" + ",".join(documents) + "]"]
 
 
 def _stored(by_key: dict[str, Incoming], returned) -> list[Incoming]:

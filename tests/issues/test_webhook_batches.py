@@ -181,3 +181,21 @@ def test_the_same_batch_posted_at_once_by_two_clients_is_stored_and_applied_once
     assert Delivery.objects.filter(status="delivered").count() == 100
     assert Delivery.objects.filter(status="bounced").count() == 100
     assert Suppression.objects.count() == 100
+
+
+def test_hostile_values_in_a_batch_are_stored_safely_and_break_nothing(client):
+    rows = ledger(2)
+    body = json.loads(sendgrid([(rows[0], "bounce"), (rows[1], "delivered")]).body)
+    body[0]["reason"] = "550 nul\u0000 byte, ünïcödé, " + "x" * 10_000
+    body[0]["sg_event_id"] = "id-with-nul\u0000"
+    body[1]["extra"] = {"nested": ["\u0000", "'; DROP TABLE issues_delivery; --", 1e308]}
+    post = WebhookPost("/webhooks/sendgrid/tracking/", json.dumps(body).encode(), "application/json")
+
+    assert post.send(client).status_code == 200
+
+    bounce = DeliveryEvent.objects.get(event_type="bounced")
+    assert "\x00" not in bounce.description and "ünïcödé" in bounce.description
+    assert len(bounce.description) == 2000
+    assert "\x00" not in bounce.event_id
+    assert Delivery.objects.filter(status="delivered").count() == 1
+    assert Suppression.objects.get().email == rows[0].email
