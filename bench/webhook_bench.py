@@ -238,7 +238,8 @@ def main() -> int:
     ok = True
     try:
         # Warm up each worker (imports, connections) with readers not counted below.
-        _post_all(port, "/webhooks/mailgun/tracking/", _mailgun_bodies(readers[:50], True), args.workers)
+        _post_all(port, "/webhooks/mailgun/tracking/", _mailgun_bodies(readers[:30], True), args.workers)
+        _post_all(port, "/webhooks/sendgrid/tracking/", _sendgrid_bodies(readers[30:50], 5, True), args.workers)
         readers = readers[50:]
         print(f"ledger rows             {ledger:,}")
         kind = "sync workers" if args.threads == 1 else f"workers of {args.threads} threads"

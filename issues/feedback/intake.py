@@ -36,6 +36,7 @@ from issues.feedback.events import (
     tracking_list_ids,
 )
 from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
+from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,27 @@ def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, lis
     return spans, rows
 
 
+def _rows_by_address(wanted: set[tuple[int, str]]) -> list[Delivery]:
+    """Return the ledger rows of these (issue, address) pairs, found through the reader's current address."""
+    if not wanted:
+        return []
+    if connection.vendor != "postgresql":
+        condition = Q()
+        for issue_id, address in wanted:
+            condition |= Q(issue_id=issue_id, subscriber__email__iexact=address)
+        return list(Delivery.objects.filter(condition).only(*_ROW_FIELDS))
+    pairs = sorted(wanted)
+    columns = ", ".join(f"d.{name}" for name in _ROW_FIELDS)
+    sql = (
+        f"SELECT {columns} FROM unnest(%s::bigint[], %s::text[]) AS v(issue_id, email) "  # noqa: S608
+        f"JOIN {Subscriber._meta.db_table} s ON lower(s.email) = v.email "
+        f"JOIN {Delivery._meta.db_table} d ON d.issue_id = v.issue_id AND d.subscriber_id = s.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[issue for issue, _ in pairs], [address for _, address in pairs]])
+        return [Delivery.from_db(connection.alias, list(_ROW_FIELDS), row) for row in cursor.fetchall()]
+
+
 def deliveries_find(items: list[Incoming]) -> None:
     """Set each event's delivery, as events.delivery_find would, in a few queries for all of them.
 
@@ -191,14 +213,27 @@ def deliveries_find(items: list[Incoming]) -> None:
 
     if unresolved:
         # A batch's shared id without our delivery id in the metadata: the
-        # reader is found by address within the batch's id range.
-        within = Q()
+        # reader is found by address, through the subscriber's address and
+        # the (issue, subscriber) index; failing that (the address changed
+        # since), within the batch's id range.
+        found = _rows_by_address(
+            {(issue_id, item.recipient.lower()) for item in unresolved for issue_id, low, high in item_spans[id(item)]}
+        )
+        still = []
         for item in unresolved:
+            recipient = item.recipient.lower()
+            matches = [row for row in found if row.email.lower() == recipient and in_spans(row, item)]
+            if matches:
+                item.delivery = matches[0]
+            else:
+                still.append(item)
+        within = Q()
+        for item in still:
             for _issue_id, low, high in item_spans[id(item)]:
                 if low != high:
                     within |= Q(id__range=(low, high), email__iexact=item.recipient)
         found = list(Delivery.objects.filter(within).only(*_ROW_FIELDS)) if within else []
-        for item in unresolved:
+        for item in still:
             recipient = item.recipient.lower()
             for row in found:
                 if row.email.lower() == recipient and in_spans(row, item):

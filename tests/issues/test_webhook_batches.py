@@ -199,3 +199,14 @@ def test_hostile_values_in_a_batch_are_stored_safely_and_break_nothing(client):
     assert "\x00" not in bounce.event_id
     assert Delivery.objects.filter(status="delivered").count() == 1
     assert Suppression.objects.get().email == rows[0].email
+
+
+def test_a_batch_shared_id_finds_a_reader_whose_address_changed_since_the_send(client):
+    rows = ledger(20, shared_id="<20251129.batch2@mg.example>")
+    Subscriber.objects.filter(pk=rows[5].subscriber_id).update(email="new-address@example.org")
+
+    sendgrid([(rows[5], "bounce")]).send(client)  # the provider reports the address it was sent to
+
+    assert DeliveryEvent.objects.get().delivery_id == rows[5].pk
+    rows[5].refresh_from_db()
+    assert rows[5].status == "bounced"
