@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import Q
+from django.db.models.functions import Lower
 
 from issues.feedback.events import EVENT_PROVIDERS, EVENT_TYPES
 from issues.models import Delivery, DeliveryEvent, Issue
@@ -67,9 +69,19 @@ class ProviderFilter(_FixedChoicesFilter):
 class DeliveryEventAdmin(ReadOnlyAdmin):
     list_display = ["provider", "event_type", "recipient", "occurred_at", "received_at"]
     list_filter = [ProviderFilter, EventTypeFilter, "received_at"]
-    # Each served by an index: the address case aside, the message id
+    # Each served by an index: the address lower-cased, the message id
     # exactly, the event id by its beginning (stored ids end with the address).
-    search_fields = ["=recipient", "message_id__exact", "event_id__startswith"]
+    search_fields = ["recipient", "message_id", "event_id"]
     search_help_text = "A whole address, a whole message id, or the provider's event id."
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = queryset.alias(address=Lower("recipient")).filter(
+            Q(address=term.lower()) | Q(message_id=term) | Q(event_id__startswith=term)
+        )
+        return found, False
+
     raw_id_fields = ["delivery"]
     ordering = ["-id"]

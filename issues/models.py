@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Upper
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.models import EMAIL_MAX_LENGTH, MailingList, Subscriber
@@ -211,14 +211,15 @@ class DeliveryEvent(models.Model):
             models.UniqueConstraint(fields=["provider", "event_id"], name="deliveryevent_unique_per_provider"),
         ]
         # Ten million rows and more: the admin lists them newest first (by
-        # id) filtered by kind, and finds them by address (case aside, as
-        # erasing a reader does too) or by the provider's ids. (One provider
+        # id) filtered by kind, and finds them by address (lower-cased, as
+        # erasing a reader does) or by the provider's ids. (One provider
         # sends for a whole site, so its name needs no index of its own.)
         indexes = [
             models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="deliveryevent_unapplied"),
+            # Erasing a reader finds the events that name their address without a scan.
+            models.Index(Lower("recipient"), name="deliveryevent_recipient_lower"),
             models.Index(fields=["event_type", "-id"], name="deliveryevent_type_newest"),
             models.Index(fields=["message_id"], name="deliveryevent_message_id"),
-            models.Index(Upper("recipient"), name="deliveryevent_recipient_ci"),
             models.Index(fields=["event_id"], name="deliveryevent_event_id_prefix", opclasses=["varchar_pattern_ops"]),
         ]
 
@@ -238,6 +239,10 @@ class Comment(models.Model):
     # itself, so that a replayed webhook stores nothing new.
     event_id = models.CharField(max_length=255)
     issue = models.ForeignKey(Issue, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments")
+    # The list it was written to: the issue's it answers, or the one whose contact address it reached.
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
     )

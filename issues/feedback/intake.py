@@ -3,10 +3,11 @@
 A SendGrid post carries up to about a thousand events, and a busy send brings
 a million; handled one by one, each costs about nine queries. Here the whole
 request's events are classified in Python, their deliveries found with one
-query on SentMessage and one on the ledger, stored with one INSERT ... ON
-CONFLICT DO NOTHING RETURNING (so a replayed event stores nothing and is
-applied nowhere), and applied with one grouped UPDATE per kind of effect
-(issues.feedback.effects), all in one transaction.
+query (SentMessage's spans and the ledger rows they name), and stored with
+one INSERT ... ON CONFLICT DO NOTHING RETURNING, so a replayed event stores
+nothing and is applied nowhere. issues.feedback.effects applies them with one
+grouped UPDATE per kind of effect; issues.feedback.receive puts the two
+together in one transaction (one statement for delivered, opened, clicked).
 
 Each event is stored and applied exactly as issues.feedback.events and the
 rules do one at a time: same id, same classification, same delivery, same
@@ -17,13 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -58,13 +56,6 @@ class Incoming:
     metadata: dict
     delivery: Delivery | None = None
     pk: int | None = None
-
-
-@dataclass
-class Outcome:
-    stored: list[Incoming] = field(default_factory=list)
-    applied: list[int] = field(default_factory=list)
-    deferred: list[int] = field(default_factory=list)
 
 
 def _text(value, limit: int) -> str:
@@ -261,8 +252,8 @@ def deliveries_find(items: list[Incoming]) -> None:
             item.delivery = by_pair.get((issue_id, subscriber_id))
 
 
-def _tracked_filter(items: list[Incoming]) -> list[Incoming]:
-    """Drop opens and clicks for lists that do not track them (read once for the request)."""
+def tracked_filter(items: list[Incoming]) -> list[Incoming]:
+    """Return the events without opens and clicks for lists that do not track them (read once for the request)."""
     if not any(item.event_type in TRACKING_TYPES for item in items):
         return items
     tracking = tracking_list_ids()
@@ -385,7 +376,7 @@ def events_insert(items: list[Incoming], *, applied_at: datetime | None) -> list
 _TIMES_ONLY = {"delivered", "opened", "clicked"}
 
 
-def _times_only(items: list[Incoming]) -> bool:
+def times_only(items: list[Incoming]) -> bool:
     from issues.feedback.rules import RULES
 
     return connection.vendor == "postgresql" and all(
@@ -433,51 +424,3 @@ def events_insert_applied(items: list[Incoming]) -> list[Incoming]:
     with connection.cursor() as cursor:
         cursor.execute(sql, _unnest_params(rows, now, now))
         return _stored(by_key, cursor.fetchall())
-
-
-def events_receive(*, provider: str, events: list) -> Outcome:
-    """Store a request's tracking events and apply their effects; return what was stored, applied and deferred.
-
-    Effects are applied in the same transaction as the insert, the events
-    marked applied as they are inserted, for up to FEEDBACK_INLINE_SECONDS;
-    the rest (or everything, if applying fails) are left unapplied for the
-    caller to queue to Celery.
-    """
-    from issues.feedback.effects import effects_apply_grouped
-
-    items = [incoming_from(provider=provider, event=event) for event in events]
-    outcome = Outcome()
-    if not items:
-        return outcome
-    deliveries_find(items)
-    items = _tracked_filter(items)
-    budget = settings.FEEDBACK_INLINE_SECONDS
-    if budget > 0 and _times_only(items):
-        try:
-            # A single statement is atomic by itself; inside a caller's
-            # transaction it gets a savepoint, so a failure leaves that usable.
-            with nullcontext() if connection.get_autocommit() else transaction.atomic():
-                outcome.stored = events_insert_applied(items)
-            outcome.applied = [item.pk for item in outcome.stored]
-            return outcome
-        except Exception:  # a deadlock: the events are still stored below, for a worker to apply
-            logger.exception("%s: applying %d events failed; storing them for a worker", provider, len(items))
-    elif budget > 0:
-        deadline = time.monotonic() + budget
-        try:
-            with transaction.atomic():
-                stored = events_insert(items, applied_at=timezone.now())
-                leftover = effects_apply_grouped(stored, deadline=deadline)
-                if leftover:
-                    DeliveryEvent.objects.filter(pk__in=leftover).update(applied_at=None)
-            outcome.stored = stored
-            outcome.deferred = list(leftover)
-            outcome.applied = [i.pk for i in stored if i.pk not in set(leftover)]
-            return outcome
-        except Exception:  # a deadlock, a rule's bug: the events are still stored, for a worker to apply
-            logger.exception("%s: applying %d events failed; storing them for a worker", provider, len(items))
-    with transaction.atomic():
-        stored = events_insert(items, applied_at=None)
-    outcome.stored = stored
-    outcome.deferred = [item.pk for item in stored]
-    return outcome

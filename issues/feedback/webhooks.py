@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
 from issues.feedback.events import provider_name
-from issues.feedback.intake import events_receive
+from issues.feedback.receive import events_receive
 from issues.feedback.rules import events_queue
 from issues.feedback.view_mixins import VIEW_MIXINS, SnsConfirmationFailed
 
@@ -83,7 +83,7 @@ def strict_view(view_class: type):
                 logger.error("%s webhook refused: set ANYMAIL_WEBHOOK_SECRET", self.esp_name)
                 return HttpResponseForbidden("Webhook authentication is not configured.\n", content_type="text/plain")
             if self.signal is inbound:
-                from issues.comments.uploads import inbound_body_read
+                from issues.feedback.uploads import inbound_body_read
 
                 refused = inbound_body_read(request)
                 if refused is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.db.models.functions import Lower
 from django.test.utils import CaptureQueriesContext
 
 from issues.models import DeliveryEvent
@@ -72,7 +73,10 @@ def test_the_feedback_admin_filters_and_searches_without_counting_or_listing_the
             lambda: DeliveryEvent.objects.filter(event_type="complained").order_by("-id")[:50],
             "deliveryevent_type_newest",
         ),
-        (lambda: DeliveryEvent.objects.filter(recipient__iexact="reader7@example.org"), "deliveryevent_recipient_ci"),
+        (
+            lambda: DeliveryEvent.objects.alias(a=Lower("recipient")).filter(a="reader7@example.org"),
+            "deliveryevent_recipient_lower",
+        ),
         (lambda: DeliveryEvent.objects.filter(event_id__startswith="ev-9"), "deliveryevent_event_id_prefix"),
         (lambda: DeliveryEvent.objects.filter(message_id="<m8@esp.example>"), "deliveryevent_message_id"),
     ],
