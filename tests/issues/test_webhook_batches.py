@@ -210,3 +210,22 @@ def test_a_batch_shared_id_finds_a_reader_whose_address_changed_since_the_send(c
     assert DeliveryEvent.objects.get().delivery_id == rows[5].pk
     rows[5].refresh_from_db()
     assert rows[5].status == "bounced"
+
+
+def test_events_whose_effects_fail_are_still_stored_and_left_for_a_worker(client, monkeypatch, settings):
+    from django.db import OperationalError
+
+    from issues.feedback import rules
+
+    def deadlocked(*args, **kwargs):  # what PostgreSQL answers a deadlock with
+        raise OperationalError("deadlock detected")
+
+    monkeypatch.setitem(rules.RULES, "complained", deadlocked)
+    rows = ledger(2)
+
+    response = sendgrid([(rows[0], "spamreport"), (rows[1], "delivered")]).send(client)
+
+    assert response.status_code == 200
+    assert DeliveryEvent.objects.count() == 2
+    assert DeliveryEvent.objects.filter(applied_at__isnull=True).count() == 2  # all or nothing, then the sweep
+    assert not Suppression.objects.exists()
