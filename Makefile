@@ -48,7 +48,7 @@ SEND_REQUEST_N ?= 1000000
 bench: venv
 	$(PY) -m bench --transport smtp -n $(SMTP_N)
 	$(PY) -m bench --transport mailgun -n $(ESP_N)
-	$(PY) -m bench.webhook_bench --events 5000
+	$(PY) -m bench.webhook_bench --events 20000
 	for esp in sendgrid brevo mailjet; do $(PY) -m bench --transport $$esp -n $(ANYMAIL_N) || exit 1; done
 	$(PY) -m bench --transport postmark -n 20000
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)

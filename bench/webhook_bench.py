@@ -1,108 +1,272 @@
-"""Benchmark provider webhooks against a large ledger: "delivered" events posted as SendGrid batches them.
+"""Benchmark provider webhooks over HTTP against a large ledger: SendGrid batches and Mailgun single events.
 
-    .venv/bin/python -m bench.webhook_bench [--events 5000] [--batch 500]
+    .venv/bin/python -m bench.webhook_bench [--mode both|sendgrid|mailgun] [--events 20000]
+        [--batch 1000] [--clients 8] [--workers 2] [--threads 1] [--no-metadata]
 
 Run it after `python -m bench --transport mailgun -n 1000000`, which leaves
-its database (BENCH_DATABASE_URL) holding one issue sent to N readers. Picks
-random sent readers, posts a "delivered" event for each (SendGrid's format,
-carrying the provider's message id, which webhooks resolve through
-SentMessage) to the webhook view in this process, and prints events per
-second, the median time to find an event's reader, and how many readers the
-events marked delivered. Events are posted once per reader: run it again and
-it picks readers not yet marked.
+its database (BENCH_DATABASE_URL) holding one issue sent to N readers.
+Starts gunicorn with --workers worker processes (sync, or of --threads
+threads) on a loopback port against that database, picks random sent readers, and posts a "delivered"
+event for each as the provider does:
+- sendgrid: JSON arrays of --batch events per request (SendGrid posts up to
+  about a thousand), from 2 clients;
+- mailgun: one signed event per request, from --clients concurrent clients.
+Each event carries the provider's message id (found through SentMessage)
+and, as our sends put there, the issue, reader and ledger ids in its
+metadata (--no-metadata leaves them out: the reader is then found by address
+within the batch's id range). Prints events per second, request times
+(median, p99) and how many readers the events marked delivered. Events are
+posted once per reader: run it again and it picks readers not yet marked.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
+import http.client
 import json
 import os
+import random
+import secrets
+import signal
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import uuid
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench:webhook-secret"
+SIGNING_KEY = "bench-mailgun-signing-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _readers(count: int) -> list[tuple[int, int, int, str, str]]:
+    """Return (delivery id, issue id, subscriber id, email, message id) of random readers still only sent."""
+    from django.db.models import Max, Min
+
+    from issues.models import Delivery
+
+    span = Delivery.objects.filter(status=Delivery.Status.SENT).aggregate(low=Min("id"), high=Max("id"))
+    if span["low"] is None:
+        return []
+    picked: dict[int, tuple] = {}
+    for _ in range(20):
+        if len(picked) >= count:
+            break
+        ids = random.sample(range(span["low"], span["high"] + 1), min(4 * count, span["high"] - span["low"] + 1))
+        for start in range(0, len(ids), 20_000):
+            rows = Delivery.objects.filter(pk__in=ids[start : start + 20_000], status=Delivery.Status.SENT)
+            for row in rows.values_list("id", "issue_id", "subscriber_id", "email", "provider_message_id"):
+                picked.setdefault(row[0], row)
+    readers = list(picked.values())
+    random.shuffle(readers)
+    return readers[:count]
+
+
+def _sendgrid_bodies(readers, batch: int, metadata: bool) -> list[tuple[bytes, int]]:
+    now = int(time.time())
+    bodies = []
+    for start in range(0, len(readers), batch):
+        events = []
+        for delivery_id, issue_id, subscriber_id, email, message_id in readers[start : start + batch]:
+            event = {
+                "email": email,
+                "timestamp": now,
+                "smtp-id": f"<{uuid.uuid4().hex}@ismtpd-555>",
+                "event": "delivered",
+                "category": ["issue"],
+                "sg_event_id": uuid.uuid4().hex,
+                "sg_message_id": f"{uuid.uuid4().hex}.filter0001.16648.5515E0B88.0",
+                "anymail_id": message_id,
+                "response": "250 2.0.0 OK",
+                "tls": 1,
+            }
+            if metadata:  # our engine's metadata: SendGrid returns custom_args as top-level fields
+                event.update(issue_id=str(issue_id), subscriber_id=str(subscriber_id), delivery_id=str(delivery_id))
+            events.append(event)
+        bodies.append((json.dumps(events).encode(), len(events)))
+    return bodies
+
+
+def _mailgun_bodies(readers, metadata: bool) -> list[tuple[bytes, int]]:
+    bodies = []
+    for delivery_id, issue_id, subscriber_id, email, message_id in readers:
+        stamp, token = str(int(time.time())), secrets.token_hex(25)
+        signature = hmac.new(SIGNING_KEY.encode(), f"{stamp}{token}".encode(), hashlib.sha256).hexdigest()
+        variables = (
+            {"issue_id": str(issue_id), "subscriber_id": str(subscriber_id), "delivery_id": str(delivery_id)}
+            if metadata
+            else {}
+        )
+        body = {
+            "signature": {"timestamp": stamp, "token": token, "signature": signature},
+            "event-data": {
+                "event": "delivered",
+                "timestamp": float(stamp),
+                "id": uuid.uuid4().hex[:22],
+                "log-level": "info",
+                "recipient": email,
+                "recipient-domain": email.rpartition("@")[2],
+                "tags": ["issue"],
+                "user-variables": variables,
+                "message": {"headers": {"to": email, "message-id": message_id.strip("<>"), "subject": "Issue"}},
+                "delivery-status": {"code": 250, "message": "OK", "description": "", "tls": True},
+            },
+        }
+        bodies.append((json.dumps(body).encode(), 1))
+    return bodies
+
+
+def _post_all(port: int, path: str, bodies: list[tuple[bytes, int]], clients: int) -> tuple[float, list[float]]:
+    """Post every body from `clients` threads; return (wall seconds, request seconds)."""
+    auth = "Basic " + base64.b64encode(SECRET.encode()).decode()
+    lock = threading.Lock()
+    queue = list(reversed(bodies))
+    times: list[float] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body, _ = queue.pop()
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            connection.request(
+                "POST", path, body, {"Content-Type": "application/json", "Authorization": auth, "Connection": "close"}
+            )
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            elapsed = time.perf_counter() - started
+            with lock:
+                times.append(elapsed)
+                if response.status != 200:
+                    failures.append(str(response.status))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed: {sorted(set(failures))}")
+    return wall, times
+
+
+def _p99(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _server_start(port: int, workers: int, threads: int, env: dict, log: Path) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "dwvlist.wsgi:application", "--workers", str(workers),
+         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return server
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise SystemExit(f"gunicorn did not start; see {log}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--batch", type=int, default=500, help="events per post")
+    parser.add_argument("--mode", choices=["both", "sendgrid", "mailgun"], default="both")
+    parser.add_argument("--events", type=int, default=20_000, help="events per mode")
+    parser.add_argument("--batch", type=int, default=1000, help="events per SendGrid post")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent Mailgun clients")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
+    parser.add_argument("--no-metadata", action="store_true", help="events without our ids in their metadata")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwvlist_bench"
-    )
-    os.environ.setdefault("DEBUG", "1")
+    database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwvlist_bench")
+    work = Path(tempfile.mkdtemp(prefix="dwvlist-webhook-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "VAR_DIR": str(work),
+        "LOG_LEVEL": "warning",
+        "ANYMAIL_WEBHOOK_SECRET": SECRET,
+        "ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+        "ANYMAIL_SENDGRID_API_KEY": "bench",  # a provider's endpoint answers only where it is configured
+        "FEEDBACK_INLINE_SECONDS": "3600",  # every effect applied in the request, as a quiet server does
+        "DB_CONN_MAX_AGE": "600",
+    }
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "SECRET_KEY", "VAR_DIR")})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
+    os.environ["DEBUG"] = "1"
     import django
 
     django.setup()
-    from django.conf import settings
-    from django.test import Client
-
-    from issues.feedback.events import delivery_find
-    from issues.models import Delivery, SentMessage
-
-    # SendGrid's endpoint answers only where SendGrid is configured.
-    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET, "SENDGRID_API_KEY": "bench"}
-    settings.FEEDBACK_INLINE_SECONDS = 3600.0  # apply every effect in the request, as a quiet server does
-    settings.ALLOWED_HOSTS = ["*"]
+    from issues.models import Delivery
 
     ledger = Delivery.objects.count()
-    spans = list(
-        SentMessage.objects.order_by("?").values_list("provider_message_id", "first_delivery_id", "last_delivery_id")[
-            : args.events
-        ]
-    )
-    if not spans:
-        print("no sent issue in the bench database: run python -m bench --transport mailgun first")
+    modes = ["sendgrid", "mailgun"] if args.mode == "both" else [args.mode]
+    readers = _readers(args.events * len(modes) + 50)
+    if len(readers) < args.events * len(modes) + 50:
+        print("not enough sent readers in the bench database: run python -m bench --transport mailgun first")
         return 1
-    readers = []
-    per_span = max(1, args.events // len(spans))
-    for message_id, low, high in spans:
-        rows = Delivery.objects.filter(id__range=(low, high), status=Delivery.Status.SENT).order_by("?")[:per_span]
-        readers += [(message_id, row.email, row.pk) for row in rows]
-    readers = readers[: args.events]
-
-    lookups = []
-    for message_id, email, pk in readers[:200]:
-        started = time.perf_counter()
-        found = delivery_find(message_id=message_id, metadata={}, recipient=email)
-        lookups.append(time.perf_counter() - started)
-        assert found is not None and found.pk == pk
-
-    client = Client()
-    auth = "Basic " + base64.b64encode(SECRET.encode()).decode()
-    now = int(time.time())
-    started = time.perf_counter()
-    for start in range(0, len(readers), args.batch):
-        events = [
-            {
-                "email": email,
-                "timestamp": now,
-                "event": "delivered",
-                "sg_event_id": uuid.uuid4().hex,
-                "anymail_id": message_id,
-                "response": "250 OK",
-            }
-            for message_id, email, _ in readers[start : start + args.batch]
-        ]
-        response = client.post(
-            "/webhooks/sendgrid/tracking/", json.dumps(events), content_type="application/json", HTTP_AUTHORIZATION=auth
-        )
-        assert response.status_code == 200, response.status_code
-    wall = time.perf_counter() - started
-    delivered = Delivery.objects.filter(pk__in=[pk for _, _, pk in readers], status=Delivery.Status.DELIVERED).count()
-
-    print(f"ledger rows             {ledger:,}")
-    print(f"events posted           {len(readers):,} in posts of {args.batch}")
-    print(f"wall                    {wall:.1f} s")
-    print(f"events/s                {len(readers) / wall:,.0f}")
-    print(f"find the reader         median {statistics.median(lookups) * 1000:.2f} ms over {len(lookups)} events")
-    print(f"marked delivered        {delivered:,} of {len(readers):,}")
-    return 0 if delivered == len(readers) else 1
+    port = _free_port()
+    server = _server_start(port, args.workers, args.threads, env, work / "gunicorn.log")
+    ok = True
+    try:
+        # Warm up each worker (imports, connections) with readers not counted below.
+        _post_all(port, "/webhooks/mailgun/tracking/", _mailgun_bodies(readers[:30], True), args.workers)
+        _post_all(port, "/webhooks/sendgrid/tracking/", _sendgrid_bodies(readers[30:50], 5, True), args.workers)
+        readers = readers[50:]
+        print(f"ledger rows             {ledger:,}")
+        kind = "sync workers" if args.threads == 1 else f"workers of {args.threads} threads"
+        print(f"server                  gunicorn, {args.workers} {kind}; metadata {not args.no_metadata}")
+        for index, mode in enumerate(modes):
+            chosen = readers[index * args.events : (index + 1) * args.events]
+            if mode == "sendgrid":
+                bodies, clients, path = _sendgrid_bodies(chosen, args.batch, not args.no_metadata), 2, "sendgrid"
+            else:
+                bodies, clients, path = _mailgun_bodies(chosen, not args.no_metadata), args.clients, "mailgun"
+            wall, times = _post_all(port, f"/webhooks/{path}/tracking/", bodies, clients)
+            delivered = Delivery.objects.filter(pk__in=[r[0] for r in chosen], status=Delivery.Status.DELIVERED).count()
+            per_request = len(chosen) // len(bodies)
+            print()
+            print(f"{mode}: {len(chosen):,} events, {per_request} per request, {clients} clients")
+            print(f"  wall                  {wall:.1f} s")
+            print(f"  events/s              {len(chosen) / wall:,.0f}")
+            print(f"  request time          median {statistics.median(times) * 1000:.0f} ms, "
+                  f"p99 {_p99(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")  # fmt: skip
+            print(f"  marked delivered      {delivered:,} of {len(chosen):,}")
+            ok = ok and delivered == len(chosen)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    print("RESULT", "ok" if ok else "MISMATCH")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -217,6 +217,18 @@ ANYMAIL = {
 }
 if "REQUESTS_TIMEOUT" in ANYMAIL:
     ANYMAIL["REQUESTS_TIMEOUT"] = env_float("ANYMAIL_REQUESTS_TIMEOUT", 30.0, minimum=0.1)
+# anymail's yes/no settings are parsed like every other boolean: the string
+# "False" must not reach anymail, which would take it as true.
+ANYMAIL_BOOLEANS = (
+    "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS",
+    "DEBUG_API_REQUESTS",
+    "IGNORE_RECIPIENT_STATUS",
+    "IGNORE_UNSUPPORTED_FEATURES",
+    "SENDGRID_GENERATE_MESSAGE_ID",
+)
+for _name in ANYMAIL_BOOLEANS:
+    if f"ANYMAIL_{_name}" in os.environ:
+        ANYMAIL[_name] = env_bool(f"ANYMAIL_{_name}", False)
 ANYMAIL_WEBHOOK_SECRET = ANYMAIL.get("WEBHOOK_SECRET", "")
 if ANYMAIL_WEBHOOK_SECRET and ":" not in ANYMAIL_WEBHOOK_SECRET:
     raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must look like user:password")
@@ -258,6 +270,10 @@ FEEDBACK_INLINE_SECONDS = env_float("FEEDBACK_INLINE_SECONDS", 2.0, minimum=0.0)
 # FEEDBACK_SWEEP_INTERVAL seconds.
 FEEDBACK_SWEEP_AFTER = env_int("FEEDBACK_SWEEP_AFTER", 600, minimum=0)
 FEEDBACK_SWEEP_INTERVAL = env_float("FEEDBACK_SWEEP_INTERVAL", 300.0, minimum=0.5)
+# Readers' replies through a provider's inbound webhook may be this large (the
+# providers post up to about 25 MB with attachments); only the inbound URLs
+# accept more than DATA_UPLOAD_MAX_MEMORY_SIZE.
+INBOUND_MAX_BYTES = env_int("INBOUND_MAX_BYTES", 41_943_040, minimum=1_048_576)
 
 CELERY_BEAT_SCHEDULE = {
     "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},

@@ -16,11 +16,12 @@ import re
 import nh3
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import strip_tags
 
 from issues.comments.commands import command_mail_receive
-from issues.models import Comment, Issue
+from issues.comments.html_text import html_text
+from issues.models import Comment, Delivery, Issue, SentMessage
 from subscriptions.addresses import email_normalize
 from subscriptions.links import list_contact_address
 from subscriptions.mailto import mailto_request_find, preferences_link_answer, subscription_unsubscribe_by_mailto
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 TEXT_MAX_CHARS = 100_000
 # Message-IDs our engine sets: <dwv.{issue_id}.{subscriber_id}.{random}@{domain}>
 ISSUE_MESSAGE_ID = re.compile(r"<dwv\.(\d+)\.(\d+)\.[^@<>\s]+@[^<>\s]+>")
+MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 AUTO_PRECEDENCE = {"auto_reply", "bulk", "junk", "list"}
 BOUNCE_SENDERS = {"mailer-daemon", "postmaster"}
 
@@ -61,12 +63,62 @@ def message_recipients(message) -> list[str]:
     return [a.strip("<>").lower() for a in addresses if a]
 
 
-def message_issue_ids(message) -> tuple[int | None, int | None]:
-    """Return (issue id, subscriber id) from the issue's Message-ID the mail answers."""
+def _answered_ids(message) -> list[str]:
+    """Return the message ids the mail answers, In-Reply-To first, each once."""
+    found: list[str] = []
     for header in ("In-Reply-To", "References"):
-        for match in ISSUE_MESSAGE_ID.finditer(message.get(header) or ""):
+        for value in MESSAGE_ID.findall(str(message.get(header) or "")):
+            if value not in found:
+                found.append(value)
+    return found[:50]
+
+
+def _provider_id_forms(message_id: str) -> set[str]:
+    """Return the ways a provider may have recorded this id at send: with or without <>, or its local part.
+
+    Amazon SES replaces the Message-ID with <{its message id}@{region}.amazonses.com>
+    and answered the send with the bare id.
+    """
+    bare = message_id.strip("<>")
+    return {message_id, bare, bare.partition("@")[0]} - {""}
+
+
+def message_issue_ids(message, *, sender: str = "") -> tuple[int | None, int | None]:
+    """Return (issue id, subscriber id) of the issue copy the mail answers.
+
+    By our own Message-ID (<dwv.{issue}.{subscriber}...>), else by the
+    provider's message id recorded when the copy was sent (SentMessage): a
+    provider that rewrites the Message-ID, as Amazon SES does, still links
+    the reply to its issue and reader.
+    """
+    answered = _answered_ids(message)
+    for message_id in answered:
+        match = ISSUE_MESSAGE_ID.fullmatch(message_id)
+        if match:
             return int(match.group(1)), int(match.group(2))
-    return None, None
+    forms = {form[:255] for message_id in answered for form in _provider_id_forms(message_id)}
+    if not forms:
+        return None, None
+    spans = list(
+        SentMessage.objects.filter(provider_message_id__in=forms).values_list(
+            "issue_id", "first_delivery_id", "last_delivery_id"
+        )[:20]
+    )
+    within = Q()
+    for issue_id, low, high in spans:
+        within |= Q(issue_id=issue_id, id__range=(low, high))
+    if not within:
+        return None, None
+    rows = Delivery.objects.filter(within, provider_message_id__in=forms)
+    found = rows.filter(email__iexact=sender).first() if sender else None
+    if found is None:
+        candidates = list(rows[:2])
+        found = candidates[0] if len(candidates) == 1 else None
+    if found is None:
+        # A batch's shared id and an address we did not send to: the issue
+        # is known, the reader is found by address later.
+        return spans[0][0], None
+    return found.issue_id, found.subscriber_id
 
 
 def _list_written_to(recipients: list[str], issue: Issue | None) -> MailingList | None:
@@ -102,7 +154,7 @@ def _text_of(message) -> tuple[str, str, bool]:
     html = ""
     if not text.strip() and message.html:
         html = nh3.clean(message.html, tags={"p", "br", "a", "em", "strong", "i", "b", "blockquote", "ul", "ol", "li"})
-        text = strip_tags(html)
+        text = html_text(message.html)
     truncated = len(text) > TEXT_MAX_CHARS or len(html) > TEXT_MAX_CHARS
     if len(html) > TEXT_MAX_CHARS:
         html = ""  # cutting HTML mid-tag would break it; the text suffices
@@ -131,7 +183,7 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
             preferences_link_answer(sender=sender, mailing_list=unsubscribe.mailing_list)
         return None
 
-    issue_id, subscriber_id = message_issue_ids(message)
+    issue_id, subscriber_id = message_issue_ids(message, sender=sender)
     issue = Issue.objects.filter(pk=issue_id).first() if issue_id else None
     mailing_list = _list_written_to(recipients, issue)
     subscriber = None

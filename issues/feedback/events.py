@@ -34,6 +34,12 @@ SOFT_BOUNCED = "soft_bounced"
 SOFT_TYPES = (SOFT_BOUNCED, "deferred")
 TRACKING_TYPES = ("opened", "clicked")
 PAYLOAD_MAX_CHARS = 50_000
+# What the feedback admin filters on (a fixed list, not a DISTINCT over the table).
+EVENT_TYPES = (
+    "delivered", "bounced", SOFT_BOUNCED, "deferred", "complained", "unsubscribed", "rejected", "failed",
+    "opened", "clicked", "queued", "sent", "subscribed", "autoresponded", "inbound", "unknown",
+)  # fmt: skip
+EVENT_PROVIDERS = ("amazon_ses", "brevo", "mailgun", "mailjet", "postmark", "sendgrid", "sparkpost", "smtp")
 
 
 def provider_name(esp_name: str) -> str:
@@ -81,30 +87,112 @@ def event_key(*, event_id: str | None, payload, recipient: str) -> str:
     return key
 
 
+# Event names the providers document that anymail 15 leaves "unknown" (or
+# that have a meaning of their own here), by provider and raw name.
+PROVIDER_TYPES: dict[tuple[str, str], str] = {
+    # Brevo's transactional webhooks say "unsubscribed"; its marketing
+    # webhooks spell some names in camelCase.
+    ("brevo", "unsubscribed"): "unsubscribed",
+    ("brevo", "hardBounce"): "bounced",
+    ("brevo", "softBounce"): SOFT_BOUNCED,
+    ("brevo", "uniqueOpened"): "opened",
+    ("brevo", "invalid"): "bounced",
+    ("brevo", "sent"): "queued",
+    ("brevo", "listAddition"): "subscribed",
+    ("brevo", "list_addition"): "subscribed",
+    # Amazon SES event publishing: a delay is a temporary failure.
+    ("amazon_ses", "DeliveryDelay"): "deferred",
+    ("amazon_ses", "Send"): "sent",
+    # Mailgun: a message received and stored for later retrieval.
+    ("mailgun", "stored"): "inbound",
+    ("mailgun", "accepted"): "queued",
+    # Postmark's bounce of a kind it could not classify: never a reason to
+    # suppress on its own, so it counts as soft.
+    ("postmark", "Unknown"): SOFT_BOUNCED,
+    ("sendgrid", "processed"): "queued",
+    ("sendgrid", "group_resubscribe"): "subscribed",
+}
+
+
+def provider_event_name(*, provider: str, payload) -> str:
+    """Return the provider's own name for the event in its raw payload ("" if none)."""
+    if not isinstance(payload, dict):
+        return ""
+    if provider == "amazon_ses":
+        name = payload.get("eventType") or payload.get("notificationType")
+    elif provider == "mailgun":
+        data = payload.get("event-data")
+        name = data.get("event") if isinstance(data, dict) else payload.get("event")
+    elif provider == "postmark":
+        name = payload.get("Type") if payload.get("RecordType") == "Bounce" else payload.get("RecordType")
+    else:
+        name = payload.get("event")
+    return name if isinstance(name, str) else ""
+
+
+def _ses_subscription_type(payload: dict) -> str:
+    """Return "unsubscribed" if an SES Subscription event opts the reader out of anything, else "subscribed"."""
+    subscription = payload.get("subscription")
+    if not isinstance(subscription, dict):
+        return "unknown"
+    new = subscription.get("newTopicPreferences") or {}
+    if not isinstance(new, dict):
+        return "unknown"
+    if new.get("unsubscribeAll"):
+        return "unsubscribed"
+    topics = new.get("topicSubscriptionStatus") or []
+    if any(isinstance(t, dict) and str(t.get("subscriptionStatus", "")).lower() == "optout" for t in topics):
+        return "unsubscribed"
+    return "subscribed"
+
+
+def event_list_hint(*, provider: str, payload) -> str:
+    """Return the name of the list an unsubscribe event names, if the provider gives one ("" if not)."""
+    if not isinstance(payload, dict):
+        return ""
+    if provider == "amazon_ses":
+        subscription = payload.get("subscription")
+        if isinstance(subscription, dict):
+            topics = (subscription.get("newTopicPreferences") or {}).get("topicSubscriptionStatus") or []
+            for topic in topics:
+                if isinstance(topic, dict) and str(topic.get("subscriptionStatus", "")).lower() == "optout":
+                    return str(topic.get("topicName") or "")
+            return str(subscription.get("contactList") or "")
+    if provider == "mailgun":
+        data = payload.get("event-data")
+        mailing_list = data.get("mailing-list") if isinstance(data, dict) else None
+        if isinstance(mailing_list, dict):
+            return str(mailing_list.get("address") or "")
+    return ""
+
+
 def event_classify(*, provider: str, event_type: str, payload) -> str:
     """Return the event type to store: anymail's, with soft bounces told apart from hard ones.
 
     anymail reports some temporary bounces as "bounced"; the provider's own
-    fields say which they are.
+    fields say which they are. Event names anymail does not know (it says
+    "unknown") are read from the provider's payload (PROVIDER_TYPES).
     """
     if not isinstance(payload, dict):
         return event_type
     if event_type == "bounced":
         soft = (
-            (provider == "postmark" and payload.get("Type") in ("SoftBounce", "Transient", "DnsError"))
-            or (provider in ("brevo", "sendinblue") and payload.get("event") == "soft_bounce")
+            (provider == "postmark" and payload.get("Type") in ("SoftBounce", "Transient", "DnsError", "Unknown"))
+            or (provider in ("brevo", "sendinblue") and payload.get("event") in ("soft_bounce", "softBounce"))
             or (provider == "sendgrid" and payload.get("type") == "blocked")
             or (
                 provider == "amazon_ses"
-                and payload.get("bounce", {}).get("bounceType") in ("Transient", "Undetermined")
+                and isinstance(payload.get("bounce"), dict)
+                and payload["bounce"].get("bounceType") in ("Transient", "Undetermined")
             )
         )
         return SOFT_BOUNCED if soft else event_type
-    if event_type == "unknown" and provider == "amazon_ses":
-        # SES's subscription-management event; anymail does not normalise it.
-        topics = payload.get("subscription", {}).get("newTopicPreferences", {})
-        if payload.get("eventType") == "Subscription" and topics.get("unsubscribeAll"):
-            return "unsubscribed"
+    if event_type == "unknown":
+        provider = "brevo" if provider == "sendinblue" else provider
+        name = provider_event_name(provider=provider, payload=payload)
+        if provider == "amazon_ses" and name == "Subscription":
+            return _ses_subscription_type(payload)
+        return PROVIDER_TYPES.get((provider, name), event_type)
     return event_type
 
 

@@ -11,9 +11,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dwvlist.celery import task_queue
-from issues.feedback.events import SOFT_BOUNCED, SOFT_TYPES
+from issues.feedback.events import SOFT_BOUNCED, SOFT_TYPES, event_list_hint
 from issues.models import Delivery, DeliveryEvent
-from subscriptions.models import Subscriber, Subscription, Suppression
+from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.services import (
     subscriber_unsubscribe_all,
     subscription_unsubscribe,
@@ -132,9 +132,28 @@ def _complained(event: DeliveryEvent, rows: QuerySet[Delivery], when) -> None:
     rows.filter(status__in=_SENT_OR_DELIVERED).update(status=Delivery.Status.COMPLAINED)
 
 
+def _unsubscribed_unlinked(event: DeliveryEvent) -> None:
+    # Better to stop mailing someone who asked than to keep going: the
+    # address leaves the list the provider names, or every list (one
+    # provider sends for all of them) when it names none we know.
+    subscriber = _event_subscriber(event)
+    if subscriber is None:
+        return
+    hint = event_list_hint(provider=event.provider, payload=event.payload)
+    lists = MailingList.objects.filter(Q(slug__iexact=hint) | Q(from_email__iexact=hint)) if hint else None
+    list_ids = list(lists.values_list("pk", flat=True)) if lists is not None else []
+    if not list_ids:
+        subscriber_unsubscribe_all(subscriber_id=subscriber.pk, source=Subscription.UnsubscribeSource.ESP)
+        return
+    source = Subscription.UnsubscribeSource.ESP
+    for list_id in list_ids:
+        subscription_unsubscribe(subscriber_id=subscriber.pk, list_id=list_id, source=source)
+
+
 def _unsubscribed(event: DeliveryEvent, rows: QuerySet[Delivery], when) -> None:
     delivery = event.delivery
     if not (delivery and delivery.subscriber_id):
+        _unsubscribed_unlinked(event)
         return
     list_ids = (
         [delivery.mailing_list_id] if delivery.mailing_list_id else delivery.issue.lists.values_list("pk", flat=True)

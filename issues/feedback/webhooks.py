@@ -1,11 +1,13 @@
 """Provider webhooks: anymail's views, made strict, and the receivers of their signals.
 
 anymail checks the credentials (the shared basic-auth secret, and Mailgun's
-signature) and normalises each provider's payload. On top of that:
-a payload anymail cannot parse gets 400 and stores nothing (anymail would
-answer 500 and have the provider retry it forever), and each request applies
-effects inline only for FEEDBACK_INLINE_SECONDS, queueing the rest to Celery,
-so a burst of events is stored quickly whatever the effects cost.
+signature) and normalises each provider's payload. On top of that: only the
+providers the site uses answer (the others 404); a Mailgun signature is
+accepted once and only while fresh; a payload anymail cannot parse gets 400
+and stores nothing (anymail would answer 500 and have the provider retry it
+forever); a request's events are taken in together (receive.py), effects
+applied inline for FEEDBACK_INLINE_SECONDS and the rest queued to Celery;
+and each request is logged and counted.
 """
 
 from __future__ import annotations
@@ -24,50 +26,26 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.views.decorators.csrf import csrf_exempt
 
 from dwvlist.metrics import metric_add, metric_observe
-from issues.feedback.events import event_record, provider_name, tracking_list_ids
+from issues.feedback.events import provider_name
+from issues.feedback.receive import events_receive
 from issues.feedback.replay import mailgun_signature_claim, mailgun_signature_release
-from issues.feedback.rules import event_apply, events_queue
+from issues.feedback.rules import events_queue
+from issues.feedback.view_mixins import VIEW_MIXINS, SnsConfirmationFailed
 
 logger = logging.getLogger(__name__)
 
 
-def webhook_request_report(*, provider: str, budget: _Budget, status: int) -> None:
-    """Log one webhook request: its events, those stored (not replays), applied here and queued; count it."""
-    seconds = time.monotonic() - budget.started
-    figures = {"events": budget.events, "stored": budget.stored, "applied": budget.applied}
-    logger.info(
-        "%s webhook: %d events, %d new, %d applied, %d queued in %.3f s",
-        provider,
-        *figures.values(),
-        len(budget.deferred),
-        seconds,
-        extra={**figures, "queued": len(budget.deferred), "seconds": round(seconds, 4), "status": status},
-    )
-    metric_add("dwvlist_webhook_requests", provider=provider)
-    metric_observe("dwvlist_webhook_request_duration_seconds", seconds, provider=provider)
+class _Collected:
+    """The current request's tracking events, taken in together once anymail has parsed them all."""
 
-
-class _Budget:
-    """The current request's time for inline effects, and the events left over."""
-
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
         self.started = time.monotonic()
-        self.deadline = self.started + seconds
-        self.deferred: list[int] = []
-        self.events = self.stored = self.applied = 0  # for the request's log line
-        self._tracking_lists: set[int] | None = None
-
-    def tracking_lists(self) -> set[int]:
-        """Return the lists that record opens and clicks, read once per request."""
-        if self._tracking_lists is None:
-            self._tracking_lists = tracking_list_ids()
-        return self._tracking_lists
-
-    def allows(self) -> bool:
-        return time.monotonic() < self.deadline
+        self.events: list = []
+        self.esp_name = ""
+        self.stored = self.applied = self.queued = 0  # for the request's log line
 
 
-_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("feedback_budget", default=None)
+_collected: contextvars.ContextVar[_Collected | None] = contextvars.ContextVar("feedback_events", default=None)
 
 
 class WebhookPayloadInvalid(Exception):
@@ -79,10 +57,29 @@ def _deferred_queue(event_ids: list[int]) -> None:
     transaction.on_commit(lambda: events_queue(event_ids=event_ids))
 
 
+def webhook_request_report(*, provider: str, collected: _Collected, status: int) -> None:
+    """Log one webhook request: its events, those stored (not replays), applied here and queued; count it."""
+    seconds = time.monotonic() - collected.started
+    figures = {"events": len(collected.events), "stored": collected.stored, "applied": collected.applied}
+    logger.info(
+        "%s webhook: %d events, %d new, %d applied, %d queued in %.3f s",
+        provider,
+        *figures.values(),
+        collected.queued,
+        seconds,
+        extra={**figures, "queued": collected.queued, "seconds": round(seconds, 4), "status": status},
+    )
+    metric_add("dwvlist_webhook_requests", provider=provider)
+    metric_observe("dwvlist_webhook_request_duration_seconds", seconds, provider=provider)
+
+
 def strict_view(view_class: type, provider: str):
     """Return a view for anymail's view_class: 404 unless the provider is configured, 400 for a malformed payload."""
 
-    class StrictWebhookView(view_class):
+    mixins = tuple(mixin for mixin in VIEW_MIXINS if mixin.applies(view_class))
+    base = type(view_class.__name__, (*mixins, view_class), {}) if mixins else view_class
+
+    class StrictWebhookView(base):
         replay_key: str | None = None
 
         def run_validators(self, request):
@@ -100,6 +97,8 @@ def strict_view(view_class: type, provider: str):
                 # Parse everything before the first signal, so a payload
                 # that fails half-way stores nothing.
                 return list(super().parse_events(request))
+            except SnsConfirmationFailed:
+                raise
             except Exception as exc:
                 raise WebhookPayloadInvalid(str(exc)) from exc
 
@@ -113,13 +112,24 @@ def strict_view(view_class: type, provider: str):
                 # unauthenticated webhook could unsubscribe or suppress anyone.
                 logger.error("%s webhook refused: set ANYMAIL_WEBHOOK_SECRET", self.esp_name)
                 return HttpResponseForbidden("Webhook authentication is not configured.\n", content_type="text/plain")
-            budget = _Budget(settings.FEEDBACK_INLINE_SECONDS)
-            token = _budget.set(budget)
+            if self.signal is inbound:
+                from issues.feedback.uploads import inbound_body_read
+
+                refused = inbound_body_read(request)
+                if refused is not None:
+                    return refused
+            collected = _Collected()
+            token = _collected.set(collected)
             try:
                 response = super().post(request, *args, **kwargs)
+                if collected.events:
+                    tracking_take(esp_name=collected.esp_name, events=collected.events, collected=collected)
             except WebhookPayloadInvalid as exc:
                 logger.warning("%s webhook: malformed payload: %s", self.esp_name, str(exc)[:300])
                 return HttpResponseBadRequest("Malformed payload.\n", content_type="text/plain")
+            except SnsConfirmationFailed:
+                message = "Could not confirm the subscription with AWS; the SubscribeURL is in the log.\n"
+                return HttpResponse(message, status=503, content_type="text/plain")
             except redis.RedisError:
                 logger.exception("%s webhook: Redis is unreachable; asking the provider to retry", self.esp_name)
                 return HttpResponse("Try again later.\n", status=503, content_type="text/plain")
@@ -131,10 +141,10 @@ def strict_view(view_class: type, provider: str):
                     mailgun_signature_release(self.replay_key)
                 raise
             finally:
-                _budget.reset(token)
-            if budget.deferred:
-                _deferred_queue(budget.deferred)
-            webhook_request_report(provider=provider_name(self.esp_name), budget=budget, status=response.status_code)
+                _collected.reset(token)
+            webhook_request_report(
+                provider=provider_name(self.esp_name), collected=collected, status=response.status_code
+            )
             return response
 
     StrictWebhookView.__name__ = f"Strict{view_class.__name__}"
@@ -162,30 +172,25 @@ def webhook_provider_configured(provider: str) -> bool:
     return provider == settings.EMAIL_TRANSPORT or any(key.startswith(prefix) for key in settings.ANYMAIL)
 
 
+def tracking_take(*, esp_name: str, events: list, collected: _Collected | None = None) -> None:
+    """Store the events together, apply their effects, and leave what had no time to Celery."""
+    outcome = events_receive(provider=provider_name(esp_name), events=events)
+    if outcome.deferred:
+        _deferred_queue(outcome.deferred)
+    if collected is not None:
+        collected.stored, collected.applied = len(outcome.stored), len(outcome.applied)
+        collected.queued = len(outcome.deferred)
+
+
 @receiver(tracking, dispatch_uid="issues.feedback.webhooks.tracking_received")
 def tracking_received(sender, event, esp_name, **kwargs) -> None:
-    """Store the event, then apply its effects now or leave them for Celery."""
-    budget = _budget.get()
-    tracking_lists = budget.tracking_lists() if budget is not None else None
-    stored = event_record(provider=provider_name(esp_name), event=event, tracking_lists=tracking_lists)
-    if budget is not None:
-        budget.events, budget.stored = budget.events + 1, budget.stored + (stored is not None)
-    if stored is None:
+    """Collect the event for its request's batch (or take it in at once, outside a webhook request)."""
+    collected = _collected.get()
+    if collected is None:
+        tracking_take(esp_name=esp_name, events=[event])
         return
-    if budget is not None and not budget.allows():
-        budget.deferred.append(stored.pk)
-        return
-    try:
-        event_apply(event_id=stored.pk, event=stored)
-        if budget is not None:
-            budget.applied += 1
-    except Exception:
-        # The event is stored; answer 200 and let a worker retry the effects.
-        logger.exception("Applying %s event %s failed; queued", esp_name, stored.pk)
-        if budget is not None:
-            budget.deferred.append(stored.pk)
-        else:
-            _deferred_queue([stored.pk])
+    collected.esp_name = esp_name
+    collected.events.append(event)
 
 
 @receiver(inbound, dispatch_uid="issues.feedback.webhooks.inbound_received")
