@@ -26,16 +26,4 @@ class Migration(migrations.Migration):
             name='message_id',
             field=models.CharField(blank=True, max_length=255),
         ),
-        migrations.AddIndex(
-            model_name='deliveryevent',
-            index=models.Index(fields=['event_type', '-id'], name='deliveryevent_type_newest'),
-        ),
-        migrations.AddIndex(
-            model_name='deliveryevent',
-            index=models.Index(fields=['message_id'], name='deliveryevent_message_id'),
-        ),
-        migrations.AddIndex(
-            model_name='deliveryevent',
-            index=models.Index(fields=['event_id'], name='deliveryevent_event_id_prefix', opclasses=['varchar_pattern_ops']),
-        ),
     ]
