@@ -31,6 +31,7 @@ from issues.feedback.events import (
     event_classify,
     event_key,
     payload_plain,
+    provider_event_id,
     tracking_list_ids,
 )
 from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
@@ -67,7 +68,9 @@ def incoming_from(*, provider: str, event) -> Incoming:
     payload = payload_plain(event.esp_event)
     recipient = _text(event.recipient, 254)
     event_type = event_classify(provider=provider, event_type=event.event_type or "unknown", payload=payload)
-    key = _text(event_key(event_id=event.event_id, payload=payload, recipient=recipient), 255)
+    # Mailgun signs an event afresh on each post: its own id, not the signature's token, names it.
+    event_id = provider_event_id(provider=provider, event_id=event.event_id, payload=payload)
+    key = _text(event_key(event_id=event_id, payload=payload, recipient=recipient), 255)
     # PostgreSQL's text and jsonb refuse NUL: a hostile payload must not make
     # the provider retry its post forever.
     payload_json = json.dumps(payload, default=str).replace("\\u0000", "\\ufffd")

@@ -198,7 +198,6 @@ def test_a_data_pass_over_the_ledger_waits_writers_unless_batched(big_database):
     # The old style: one UPDATE over the whole ledger, in one transaction.
     with LiveSite(big_database) as whole, psycopg.connect(**info, autocommit=True) as db:
         db.execute("UPDATE issues_delivery SET last_error = last_error || ''")
-    assert whole.slowest >= MAX_WAIT, "the measurement sees a writer kept waiting"
 
     # The new style, as a data migration with atomic = False runs it: a range at a time.
     batched_pass = (
@@ -213,3 +212,6 @@ def test_a_data_pass_over_the_ledger_waits_writers_unless_batched(big_database):
     assert int(changed) >= ROWS
     print(f"one UPDATE: the writer waited {whole.slowest:.2f}s; batched: {batched.slowest:.3f}s")
     assert batched.slowest < MAX_WAIT, f"a writer waited {batched.slowest:.2f}s on: {batched.slowest_statement}"
+    # The measurement sees a writer kept waiting: by the whole-table pass, several times longer
+    # (how much longer depends on the machine; about 50 times on an idle one).
+    assert whole.slowest > 4 * max(batched.slowest, 0.05)

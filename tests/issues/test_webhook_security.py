@@ -116,10 +116,10 @@ def test_after_a_failure_on_our_side_mailguns_retry_of_the_same_post_is_accepted
     from issues.feedback import webhooks
 
     post = complaint(cast["alice"])
-    real = webhooks.event_record
-    monkeypatch.setattr(webhooks, "event_record", lambda **kw: (_ for _ in ()).throw(ConnectionError("db gone")))
+    real = webhooks.events_receive
+    monkeypatch.setattr(webhooks, "events_receive", lambda **kw: (_ for _ in ()).throw(ConnectionError("db gone")))
     assert post.send(Client(raise_request_exception=False)).status_code == 500
-    monkeypatch.setattr(webhooks, "event_record", real)
+    monkeypatch.setattr(webhooks, "events_receive", real)
 
     assert post.send(client).status_code == 200
     assert DeliveryEvent.objects.count() == 1
