@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from issues.delivery.mime import message_id_make
 from issues.delivery.transports.base import Envelope, Recipient
+from issues.feedback.bounces.verp import verp_address
 from issues.models import Issue
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList
@@ -63,6 +64,8 @@ def recipient_for(
         preferences_url=preferences_url(subscriber_id=subscriber_id),
         headers={name: value.replace(_URL_MARK, unsubscribe) for name, value in template.items()},
         metadata={"issue_id": str(issue.pk), "subscriber_id": str(subscriber_id), "delivery_id": str(delivery_id)},
+        envelope_sender=verp_address(delivery_id=delivery_id),
+        tracking=delivery_id > 0 and mailing_list.tracking_enabled,
     )
 
 

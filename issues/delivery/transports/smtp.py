@@ -8,6 +8,7 @@ import ssl
 from django.conf import settings
 
 from issues.delivery.mime import MessageTemplate
+from issues.delivery.tracking import html_marked, html_tracked
 from issues.delivery.transports.base import (
     PERMANENT,
     SENT,
@@ -21,6 +22,7 @@ from issues.delivery.transports.base import (
     personal_parts,
     subject_header,
 )
+from issues.delivery.transports.dkim import dkim_signer
 
 
 def _smtp_code_outcome(code: int, message: bytes | str) -> Outcome:
@@ -68,9 +70,15 @@ class SmtpTransport(Transport):
         )
         outcomes: dict[int, Outcome] = {}
         pipelining = conn.has_extn("pipelining")
+        marked = html_marked(envelope.html) if any(r.tracking for r in recipients) else ""
+        signer = dkim_signer()
         try:
             for index, recipient in enumerate(recipients):
-                text, html = personal_parts(envelope, recipient)
+                if recipient.tracking and marked:
+                    text, html = personal_parts(envelope, recipient, html=marked)
+                    html = html_tracked(html, delivery_id=recipient.delivery_id)
+                else:
+                    text, html = personal_parts(envelope, recipient)
                 raw = template.render(
                     to=recipient.email,
                     message_id=recipient.message_id,
@@ -78,8 +86,11 @@ class SmtpTransport(Transport):
                     html=html,
                     headers=recipient.headers,
                 )
+                if signer is not None:
+                    raw = signer.sign(raw)
                 try:
-                    code, message = _smtp_transaction(conn, envelope.from_email, recipient.email, raw, pipelining)
+                    sender = recipient.envelope_sender or envelope.from_email
+                    code, message = _smtp_transaction(conn, sender, recipient.email, raw, pipelining)
                     if code == 250:
                         outcomes[recipient.delivery_id] = Outcome(SENT, message_id=recipient.message_id)
                     else:

@@ -1,0 +1,186 @@
+"""One way in for every mail that comes back on the SMTP path, however it arrives.
+
+A mailbox poll, the MTA's pipe (`manage.py bounce_receive`) and the HTTP
+endpoint all hand the raw mail to bounce_receive(). It is read (parsing.py),
+each failure it reports is attributed to a delivery (the VERP token first,
+then the Message-ID of the mail we sent, then the address) and stored as a
+DeliveryEvent of provider "smtp", and the event goes through the same
+rules as the providers' webhook events (rules.py). An event's id is the
+report's Message-ID with the recipient, so the same report read twice
+stores nothing the second time. Mail that cannot be read is kept as an
+UnparsedBounce for an admin; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import email.message
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from issues.feedback.bounces import parsing
+from issues.feedback.bounces.mailto import mailto_unsubscribe, message_recipients
+from issues.feedback.bounces.verp import verp_delivery_id
+from issues.feedback.events import delivery_find
+from issues.feedback.rules import event_apply
+from issues.models import Delivery, DeliveryEvent, UnparsedBounce
+from subscriptions.models import Subscriber
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "smtp"
+SOURCES = ("imap", "pop3", "pipe", "http")
+# Message-IDs our engine sets: dwv.{issue_id}.{subscriber_id}.{random}@{domain}
+_OUR_MESSAGE_ID = re.compile(r"dwv\.(\d+)\.(\d+)\.[^@<>\s]+@[^<>\s]+")
+_RETURN_PATH = re.compile(r"^(?:Return-Path|X-Envelope-From|Sender):.*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class IntakeResult:
+    """What became of one returned mail."""
+
+    form: str  # parsing's DSN, ARF, HEURISTIC, AUTO_REPLY, UNPARSED, or "unsubscribe"
+    recorded: int = 0  # new events stored
+    replayed: int = 0  # events already stored (the same report again)
+    unattributed: int = 0  # failures no delivery could be found for (recorded all the same)
+
+
+def _delivery_by_message_id(message_id: str, recipient: str) -> Delivery | None:
+    if not message_id:
+        return None
+    found = delivery_find(message_id=message_id, metadata={}, recipient=recipient)
+    if found is not None:
+        return found
+    match = _OUR_MESSAGE_ID.search(message_id)
+    if match:
+        return Delivery.objects.filter(issue_id=int(match.group(1)), subscriber_id=int(match.group(2))).first()
+    return None
+
+
+def _delivery_by_address(address: str) -> Delivery | None:
+    if not address:
+        return None
+    subscriber_ids = Subscriber.objects.filter(email__iexact=address).values_list("pk", flat=True)[:1]
+    return (
+        Delivery.objects.filter(subscriber_id__in=list(subscriber_ids), sent_at__isnull=False).order_by("-id").first()
+    )
+
+
+def delivery_attribute(
+    *, message: email.message.Message, report: parsing.Report, failure: parsing.Failure, recipients: list[str]
+) -> Delivery | None:
+    """Return the delivery a failure is about: by VERP token, by the original Message-ID, then by address."""
+    delivery_id = verp_delivery_id(" ".join(recipients))
+    if delivery_id is None and report.returned_headers:
+        delivery_id = verp_delivery_id(" ".join(_RETURN_PATH.findall(report.returned_headers)))
+    if delivery_id is not None:
+        found = Delivery.objects.filter(pk=delivery_id).first()
+        # A report naming several recipients: the token is one reader's.
+        if found is not None and (not failure.recipient or found.email.lower() == failure.recipient):
+            return found
+    return _delivery_by_message_id(report.original_message_id, failure.recipient) or _delivery_by_address(
+        failure.recipient
+    )
+
+
+def _occurred_at(message: email.message.Message):
+    try:
+        when = parsedate_to_datetime(str(message.get("Date", "")))
+    except (TypeError, ValueError, IndexError):
+        return timezone.now()
+    if when is None or timezone.is_naive(when):
+        return timezone.now()
+    return min(when, timezone.now())
+
+
+def _unparsed_keep(*, raw: bytes, message: email.message.Message, source: str, reason: str) -> None:
+    digest = hashlib.sha256(raw).hexdigest()
+    keep = raw[: settings.BOUNCE_MESSAGE_MAX_BYTES]
+    try:
+        with transaction.atomic():
+            UnparsedBounce.objects.create(
+                source=source[:16],
+                digest=digest,
+                sender=parsing._text(message.get("From", ""))[:300],
+                subject=parsing._text(message.get("Subject", ""))[:300],
+                message_id=parsing._text(message.get("Message-ID", ""))[:255],
+                size=len(raw),
+                raw=keep,
+                reason=reason[:300],
+            )
+    except IntegrityError:
+        pass  # the same mail again
+
+
+def _report_key(message: email.message.Message, raw: bytes) -> str:
+    message_id = parsing._text(message.get("Message-ID", ""))
+    return message_id[:180] if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> IntakeResult:
+    """Read one returned mail, record what it reports once, and apply the feedback rules to it."""
+    message = parsing.message_from_bytes(raw)
+    recipients = message_recipients(message, envelope_recipient=envelope_recipient)
+    report = parsing.report_parse(message)
+    if report.form == parsing.UNPARSED:
+        unsubscribed = mailto_unsubscribe(message=message, recipients=recipients)
+        if unsubscribed is not None:
+            return IntakeResult("unsubscribe", recorded=int(unsubscribed))
+    if report.form == parsing.AUTO_REPLY:
+        return IntakeResult(report.form)
+    if report.form == parsing.UNPARSED or not report.failures:
+        if report.form == parsing.UNPARSED:
+            _unparsed_keep(raw=raw, message=message, source=source, reason=report.reason)
+        return IntakeResult(report.form)
+
+    result = IntakeResult(report.form)
+    key = _report_key(message, raw)
+    occurred_at = _occurred_at(message)
+    for failure in report.failures:
+        delivery = delivery_attribute(message=message, report=report, failure=failure, recipients=recipients)
+        recipient = failure.recipient or (delivery.email if delivery else "")
+        if delivery is None:
+            result.unattributed += 1
+        payload = {
+            "source": source,
+            "format": report.form,
+            "status": failure.status,
+            "action": failure.action,
+            "diagnostic": failure.diagnostic,
+            "remote_mta": failure.remote_mta,
+            "report_message_id": key,
+        }
+        try:
+            with transaction.atomic():
+                event = DeliveryEvent.objects.create(
+                    provider=PROVIDER,
+                    event_id=f"{key}|{recipient.lower()}"[:255],
+                    event_type=failure.kind,
+                    delivery=delivery,
+                    recipient=recipient[:254],
+                    message_id=report.original_message_id[:255],
+                    reject_reason=failure.status[:100],
+                    description=f"{failure.status} {failure.diagnostic}".strip()[:2000],
+                    occurred_at=occurred_at,
+                    payload=payload,
+                )
+        except IntegrityError:  # this report was read before
+            result.replayed += 1
+            continue
+        result.recorded += 1
+        event_apply(event_id=event.pk, event=event)
+        logger.info(
+            "Returned mail recorded: event %s %s (%s) for delivery %s via %s",
+            event.pk,
+            failure.kind,
+            failure.status,
+            delivery.pk if delivery else None,
+            source,
+        )
+    return result
