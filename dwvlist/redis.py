@@ -29,6 +29,7 @@ def redis_client() -> redis.Redis:
 WORKER_PREFIX = "dwvlist:worker:"  # + hostname: a live worker's heartbeat
 SEND_BUCKET = "dwvlist:send:bucket"  # the token bucket of the sending rate, shared by all workers
 SEND_PAUSE = "dwvlist:send:pause"  # set while the provider asked every worker to wait (429)
+BOUNCE_MAILBOX_LOCK = "dwvlist:bounces:mailbox"  # held while one worker reads the bounce mailbox
 
 
 def issue_alive_key(issue_id: int) -> str:
