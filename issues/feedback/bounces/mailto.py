@@ -28,9 +28,9 @@ RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope
 
 
 def message_recipients(message: email.message.Message, *, envelope_recipient: str = "") -> list[str]:
-    """Return every address the mail was delivered to or addressed to, lower-cased, the envelope's first."""
+    """Return every address the mail was delivered to or addressed to, the envelope's first (case kept: tokens)."""
     values = [envelope_recipient] + [str(v) for name in RECIPIENT_HEADERS for v in message.get_all(name, [])]
-    addresses = [address.strip().lower() for _, address in getaddresses([v for v in values if v]) if "@" in address]
+    addresses = [address.strip() for _, address in getaddresses([v for v in values if v]) if "@" in address]
     return list(dict.fromkeys(addresses))
 
 
@@ -65,7 +65,7 @@ def mailto_unsubscribe(*, message: email.message.Message, recipients: list[str])
                     return True
             logger.info("Mail to an unsubscribe address with a token we did not make")
             return False
-    wanted = [address for address in recipients if _PLAIN.search(address)]
+    wanted = [address.lower() for address in recipients if _PLAIN.search(address)]
     if not wanted:
         return None
     mailing_list = next((m for m in MailingList.objects.all() if unsubscribe_mailto(m).lower() in wanted), None)
