@@ -114,9 +114,11 @@ namespace inbox {{
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1):
-                    with socket.create_connection(("127.0.0.1", self.pop3_port), timeout=1):
-                        return self
+                with (
+                    socket.create_connection(("127.0.0.1", self.imap_port), timeout=1),
+                    socket.create_connection(("127.0.0.1", self.pop3_port), timeout=1),
+                ):
+                    return self
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"dovecot did not start:\n{self.log()[-3000:]}")

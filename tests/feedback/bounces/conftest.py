@@ -1,4 +1,4 @@
-"""Fixtures for the SMTP path's feedback: a real SMTP server, an issue sent through it, returned mail made from samples."""
+"""Fixtures for the SMTP path's feedback: a real SMTP server, an issue sent through it, returned mail from samples."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def test_without_a_verp_token_the_original_message_id_then_the_address_attribute
 @pytest.mark.django_db
 def test_a_forged_verp_token_attributes_nothing_by_it(smtp_sink):
     issue = issue_sent(readers=2)
-    first, second = Delivery.objects.filter(issue=issue).order_by("id")
+    _, second = Delivery.objects.filter(issue=issue).order_by("id")
     # A report about the second reader, sent to a made-up token: the address decides, not the token.
     forged = "bounces+1-aaaaaaaaaaaaa@lists.example.org"
     raw = returned_mail("postfix_hard", second, None, **{"{VERP}": forged, "{MSGID}": "x@y"})
