@@ -3,11 +3,19 @@
 import django.utils.timezone
 from django.db import migrations, models
 
+from subscriptions.roles import roles_ensure
+
+
+def roles_update(apps, schema_editor):
+    # Admins may look at returned mail nobody could read, and mark it handled.
+    roles_ensure(apps)
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('issues', '0003_ledger_fillfactor'),
+        ('subscriptions', '0003_roles'),
     ]
 
     operations = [
@@ -30,4 +38,5 @@ class Migration(migrations.Migration):
                 'ordering': ['-received_at'],
             },
         ),
+        migrations.RunPython(roles_update, migrations.RunPython.noop),
     ]
