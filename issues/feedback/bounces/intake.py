@@ -184,3 +184,26 @@ def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> 
             source,
         )
     return result
+
+
+def bounces_receive(*, raws: list[bytes], source: str) -> list[IntakeResult | None]:
+    """Receive several returned mails in one transaction; return each one's result, None where it failed.
+
+    One commit for the lot instead of two per mail (the commits' disk
+    flushes were most of a mailbox poll's time). If any mail fails, the lot
+    is rolled back and each is received on its own, so one bad mail holds
+    back no other.
+    """
+    try:
+        with transaction.atomic():
+            return [bounce_receive(raw=raw, source=source) for raw in raws]
+    except Exception:
+        logger.warning("A returned mail failed in a batch of %d; receiving them one by one", len(raws), exc_info=True)
+    results: list[IntakeResult | None] = []
+    for raw in raws:
+        try:
+            results.append(bounce_receive(raw=raw, source=source))
+        except Exception:
+            logger.exception("Returned mail not recorded (%s); left for the next try", source)
+            results.append(None)
+    return results

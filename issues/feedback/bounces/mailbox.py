@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from dwvlist.redis import BOUNCE_MAILBOX_LOCK, redis_client
-from issues.feedback.bounces.intake import bounce_receive
+from issues.feedback.bounces.intake import bounces_receive
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +78,18 @@ def _imap_poll(address: MailboxAddress, limit: int) -> PollResult:
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[start : start + FETCH_CHUNK]
             fetched = client.fetch(chunk, ["BODY.PEEK[]"])
+            # Expunged by someone else meanwhile: no body.
+            found = [(uid, fetched[uid][b"BODY[]"]) for uid in chunk if b"BODY[]" in fetched.get(uid, {})]
+            results = bounces_receive(raws=[raw for _, raw in found], source="imap")
+            result.read += len(found)
             done = []
-            for uid in chunk:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged by someone else meanwhile
-                result.read += 1
-                try:
-                    result.recorded += bounce_receive(raw=raw, source="imap").recorded
-                except Exception:
+            for (uid, _), received in zip(found, results, strict=True):
+                if received is None:
                     result.failed += 1
-                    logger.exception("Bounce mailbox: message uid %s not recorded; left for the next poll", uid)
-                    continue
-                done.append(uid)
+                    logger.warning("Bounce mailbox: message uid %s not recorded; left for the next poll", uid)
+                else:
+                    result.recorded += received.recorded
+                    done.append(uid)
             if not done:
                 continue
             if move_to and can_move:
@@ -116,17 +115,18 @@ def _pop3_poll(address: MailboxAddress, limit: int) -> PollResult:
         client.user(address.user)
         client.pass_(address.password)
         count, _ = client.stat()
-        for number in range(1, min(count, limit) + 1):
-            _, lines, _ = client.retr(number)
-            result.read += 1
-            try:
-                result.recorded += bounce_receive(raw=b"\r\n".join(lines) + b"\r\n", source="pop3").recorded
-            except Exception:
-                result.failed += 1
-                logger.exception("Bounce mailbox: POP3 message %s not recorded; left for the next poll", number)
-                continue
-            client.dele(number)
-            result.removed += 1
+        for start in range(1, min(count, limit) + 1, FETCH_CHUNK):
+            numbers = list(range(start, min(start + FETCH_CHUNK, min(count, limit) + 1)))
+            raws = [b"\r\n".join(client.retr(number)[1]) + b"\r\n" for number in numbers]
+            result.read += len(raws)
+            for number, received in zip(numbers, bounces_receive(raws=raws, source="pop3"), strict=True):
+                if received is None:
+                    result.failed += 1
+                    logger.warning("Bounce mailbox: POP3 message %s not recorded; left for the next poll", number)
+                    continue
+                result.recorded += received.recorded
+                client.dele(number)
+                result.removed += 1
     finally:
         # QUIT commits the deletions of the messages recorded, even after a failure.
         try:

@@ -79,19 +79,22 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
     first, second = Delivery.objects.filter(issue=issue).order_by("id")
     mailbox.deliver(returned_mail("postfix_hard", first, smtp_sink), returned_mail("postfix_hard", second, smtp_sink))
     real = intake.bounce_receive
-    calls = []
+    failing = returned_mail("postfix_hard", first, smtp_sink)
 
-    def database_gone_on_the_first(**kwargs):
-        calls.append(1)
-        if len(calls) == 1:
+    def database_gone_for_the_first(*, raw, **kwargs):
+        if raw == failing:
             raise OSError("the database did not answer")
-        return real(**kwargs)
+        return real(raw=raw, **kwargs)
 
-    monkeypatch.setattr("issues.feedback.bounces.mailbox.bounce_receive", database_gone_on_the_first)
+    monkeypatch.setattr(intake, "bounce_receive", database_gone_for_the_first)
     result = mailbox_poll(url=mailbox.url(scheme))
     assert (result.read, result.failed, result.removed) == (2, 1, 1)
     assert mailbox.count() == 1
-    monkeypatch.setattr("issues.feedback.bounces.mailbox.bounce_receive", real)
+    assert list(Delivery.objects.filter(issue=issue).order_by("id").values_list("status", flat=True)) == [
+        "sent",
+        "bounced",
+    ]
+    monkeypatch.setattr(intake, "bounce_receive", real)
     assert mailbox_poll(url=mailbox.url(scheme)).removed == 1
     assert mailbox.count() == 0
     assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"bounced"}
