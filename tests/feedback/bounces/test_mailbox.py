@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from issues.feedback.bounces import intake
@@ -127,3 +129,34 @@ def test_a_mailbox_url_is_read_with_its_defaults():
         "Bounces In",
     )
     assert mailbox_address("pop3://u:p@h").port == 110
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_reads_the_mailbox_with_a_real_worker_as_a_self_hoster_runs_it(smtp_sink, mailbox):
+    from tests.conftest import child_env, worker_with_beat
+
+    issue = issue_sent(readers=3)
+    dead, full, fine = Delivery.objects.filter(issue=issue).order_by("id")
+    mailbox.deliver(returned_mail("postfix_hard", dead, smtp_sink), returned_mail("postfix_delayed", full, smtp_sink))
+    worker = worker_with_beat(
+        env=child_env(
+            BOUNCE_MAILBOX_URL=mailbox.url("imap"),
+            BOUNCE_MAILBOX_INTERVAL="1",
+            BOUNCE_ADDRESS="bounces@lists.example.org",
+        ),
+        name="bounce-mailbox",
+    )
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and mailbox.count() > 0:
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    assert mailbox.count() == 0, worker.log.read_text()[-3000:]
+    statuses = dict(Delivery.objects.filter(issue=issue).values_list("id", "status"))
+    assert (statuses[dead.pk], statuses[full.pk], statuses[fine.pk]) == ("bounced", "sent", "sent")
+    assert list(Suppression.objects.values_list("email", flat=True)) == [dead.email]
+    assert DeliveryEvent.objects.filter(event_type="deferred", delivery=full).count() == 1
