@@ -14,20 +14,17 @@ from __future__ import annotations
 import base64
 import logging
 
-from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from issues.delivery.tracking import article_links, tracking_token_read
+from issues.feedback.bounces.record import smtp_event_record
 from issues.feedback.events import delivery_tracks
-from issues.feedback.rules import event_apply
-from issues.models import Delivery, DeliveryEvent
+from issues.models import Delivery
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = "smtp"
 # A transparent 1x1 GIF.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -36,24 +33,16 @@ def tracking_record(*, delivery: Delivery, link: int | None, url: str = "") -> b
     """Record the reader's open (link None) or click on link number `link`; return False if already recorded."""
     if not delivery_tracks(delivery):
         return False
-    kind = "opened" if link is None else "clicked"
     event_id = f"open|{delivery.pk}" if link is None else f"click|{delivery.pk}|{link}"
-    try:
-        with transaction.atomic():
-            event = DeliveryEvent.objects.create(
-                provider=PROVIDER,
-                event_id=event_id,
-                event_type=kind,
-                delivery=delivery,
-                recipient=delivery.email,
-                message_id=delivery.provider_message_id[:255],
-                occurred_at=timezone.now(),
-                payload={"source": "tracking", "link": link, "url": url[:2000]} if url else {"source": "tracking"},
-            )
-    except IntegrityError:
-        return False
-    event_apply(event_id=event.pk, event=event)
-    return True
+    event = smtp_event_record(
+        event_id=event_id,
+        event_type="opened" if link is None else "clicked",
+        delivery=delivery,
+        recipient=delivery.email,
+        message_id=delivery.provider_message_id,
+        payload={"source": "tracking", "link": link, "url": url[:2000]} if url else {"source": "tracking"},
+    )
+    return event is not None
 
 
 @never_cache

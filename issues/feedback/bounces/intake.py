@@ -26,15 +26,14 @@ from django.utils import timezone
 
 from issues.feedback.bounces import parsing
 from issues.feedback.bounces.mailto import mailto_unsubscribe, message_recipients
+from issues.feedback.bounces.record import smtp_event_record
 from issues.feedback.bounces.verp import verp_delivery_id
 from issues.feedback.events import delivery_find
-from issues.feedback.rules import event_apply
-from issues.models import Delivery, DeliveryEvent, UnparsedBounce
+from issues.models import Delivery, UnparsedBounce
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = "smtp"
 SOURCES = ("imap", "pop3", "pipe", "http")
 # Message-IDs our engine sets: dwv.{issue_id}.{subscriber_id}.{random}@{domain}
 _OUR_MESSAGE_ID = re.compile(r"dwv\.(\d+)\.(\d+)\.[^@<>\s]+@[^<>\s]+")
@@ -156,25 +155,21 @@ def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> 
             "remote_mta": failure.remote_mta,
             "report_message_id": key,
         }
-        try:
-            with transaction.atomic():
-                event = DeliveryEvent.objects.create(
-                    provider=PROVIDER,
-                    event_id=f"{key}|{recipient.lower()}"[:255],
-                    event_type=failure.kind,
-                    delivery=delivery,
-                    recipient=recipient[:254],
-                    message_id=report.original_message_id[:255],
-                    reject_reason=failure.status[:100],
-                    description=f"{failure.status} {failure.diagnostic}".strip()[:2000],
-                    occurred_at=occurred_at,
-                    payload=payload,
-                )
-        except IntegrityError:  # this report was read before
+        event = smtp_event_record(
+            event_id=f"{key}|{recipient.lower()}",
+            event_type=failure.kind,
+            delivery=delivery,
+            recipient=recipient,
+            message_id=report.original_message_id,
+            status=failure.status,
+            description=f"{failure.status} {failure.diagnostic}".strip(),
+            occurred_at=occurred_at,
+            payload=payload,
+        )
+        if event is None:  # this report was read before
             result.replayed += 1
             continue
         result.recorded += 1
-        event_apply(event_id=event.pk, event=event)
         logger.info(
             "Returned mail recorded: event %s %s (%s) for delivery %s via %s",
             event.pk,
