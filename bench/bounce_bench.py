@@ -95,13 +95,31 @@ def main() -> int:
                 )
                 client.append("INBOX", raw.replace("\n", "\r\n").encode())
         print(f"{len(rows):,} DSNs put in the mailbox in {time.monotonic() - started:.1f} s", flush=True)
-        started = time.monotonic()
+        queries = [0]
+
+        def count(execute, sql, params, many, context):
+            queries[0] += 1
+            return execute(sql, params, many, context)
+
+        started, cpu = time.monotonic(), time.process_time()
         polls = 0
-        while server.count() > 0:
-            result = mailbox_poll(url=server.url(args.scheme))
-            polls += 1
-            print(f"  poll {polls}: {result.read} read, {result.removed} removed", flush=True)
-        seconds = time.monotonic() - started
+        profile = None
+        if os.environ.get("BOUNCE_BENCH_PROFILE"):
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
+        with connection.execute_wrapper(count):
+            while server.count() > 0:
+                result = mailbox_poll(url=server.url(args.scheme))
+                polls += 1
+                print(f"  poll {polls}: {result.read} read, {result.removed} removed", flush=True)
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        if profile is not None:
+            import pstats
+
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(20)
     finally:
         server.stop()
     bounced = Delivery.objects.filter(issue=issue, status="bounced").count()
@@ -111,6 +129,8 @@ def main() -> int:
     print(f"mailbox                 {args.scheme}, {len(rows):,} DSNs, {polls} polls")
     print(f"wall                    {seconds:.1f} s")
     print(f"DSNs/s                  {len(rows) / seconds:,.0f}")
+    print(f"this process's CPU      {cpu / len(rows) * 1e6:,.0f} µs per DSN (IMAP client, parsing, the rules)")
+    print(f"database statements     {queries[0] / len(rows):.1f} per DSN")
     print(f"deliveries bounced      {bounced:,} (expected {expected_hard:,}); delays recorded {delays:,}")
     ok = bounced == expected_hard and delays == len(rows) - expected_hard
     print("RESULT", "ok" if ok else "MISMATCH")
