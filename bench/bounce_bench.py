@@ -55,8 +55,8 @@ def main() -> int:
 
     from bench.__main__ import _readers_generate
     from issues.delivery import ledger
+    from issues.delivery.verp import verp_address
     from issues.feedback.bounces.mailbox import mailbox_poll
-    from issues.feedback.bounces.verp import verp_address
     from issues.models import Delivery, DeliveryEvent, Issue
     from subscriptions.models import MailingList
     from tests.fakes.dovecot import Dovecot, dovecot_missing

@@ -20,6 +20,14 @@ def confirmation_mail(subscriber_id: int) -> bool:
     return confirmation_mail_send(subscriber_id=subscriber_id)
 
 
+@shared_task(name="subscriptions.tasks.confirmation_mails", **_RETRY_ON_OS_ERROR)
+def confirmation_mails(subscriber_ids: list[int]) -> int:
+    """Mail a thousand readers their confirmation links (imports, bulk resends)."""
+    from subscriptions.services import confirmation_mails_send
+
+    return confirmation_mails_send(subscriber_ids=subscriber_ids)
+
+
 @shared_task(name="subscriptions.tasks.welcome_mail", **_RETRY_ON_OS_ERROR)
 def welcome_mail(subscriber_id: int, list_id: int) -> bool:
     """Mail the list's welcome to a newly active subscriber."""
@@ -33,6 +41,16 @@ def welcome_mail(subscriber_id: int, list_id: int) -> bool:
 )
 def address_change_mail(subscriber_id: int, new_email: str) -> bool:
     """Mail the new address the link that moves the subscriber to it."""
-    from subscriptions.services import address_change_mail_send
+    from subscriptions.address_change import address_change_mail_send
 
     return address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)
+
+
+@shared_task(name="dwvlist.tasks.probe")
+def probe() -> dict:
+    """Return what the worker sees of the database: proof of a live round trip."""
+    from django.db import connection
+
+    from subscriptions.models import Subscriber
+
+    return {"vendor": connection.vendor, "subscribers": Subscriber.objects.count()}

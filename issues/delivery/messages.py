@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dwvlist.emails import sender_address
 from issues.delivery.mime import message_id_make
 from issues.delivery.transports.base import Envelope, Recipient
-from issues.feedback.bounces.verp import verp_address
+from issues.delivery.verp import verp_address
 from issues.models import Issue
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList
@@ -83,10 +84,8 @@ def preview_headers(*, issue: Issue) -> dict[str, str]:
     example = recipient_for(
         issue=issue, delivery_id=0, subscriber_id=0, email="reader@example.org", mailing_list=primary
     )
-    from issues.delivery.mime import address_encode
-
     headers = {
-        "From": address_encode(primary.from_name, primary.from_email),
+        "From": sender_address(primary.from_name, primary.from_email),
         "To": example.email,
         "Subject": issue.snapshot_subject or issue.title,
         "Message-ID": f"<{example.message_id}>",

@@ -19,8 +19,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from issues.delivery.tracking import article_links, tracking_token_read
-from issues.feedback.bounces.record import smtp_event_record
 from issues.feedback.events import delivery_tracks
+from issues.feedback.smtp_events import smtp_event_record
 from issues.models import Delivery
 
 logger = logging.getLogger(__name__)

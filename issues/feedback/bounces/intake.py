@@ -24,11 +24,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from issues.delivery.verp import verp_delivery_id
 from issues.feedback.bounces import parsing
 from issues.feedback.bounces.mailto import mailto_unsubscribe, message_recipients
-from issues.feedback.bounces.record import smtp_event_record
-from issues.feedback.bounces.verp import verp_delivery_id
 from issues.feedback.events import delivery_find
+from issues.feedback.smtp_events import smtp_event_record
 from issues.models import Delivery, UnparsedBounce
 from subscriptions.models import Subscriber
 

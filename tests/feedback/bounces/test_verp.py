@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issues.feedback.bounces.verp import verp_address, verp_delivery_id, verp_token_make
+from issues.delivery.verp import verp_address, verp_delivery_id, verp_token_make
 from issues.models import Delivery
 from tests.feedback.bounces.conftest import issue_sent
 

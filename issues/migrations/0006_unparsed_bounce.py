@@ -14,8 +14,8 @@ def roles_update(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('issues', '0003_ledger_fillfactor'),
-        ('subscriptions', '0003_roles'),
+        ('issues', '0005_comment_mailing_list'),
+        ('subscriptions', '0005_list_contact_and_mail_commands'),
     ]
 
     operations = [
