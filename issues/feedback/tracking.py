@@ -72,6 +72,8 @@ def tracking_click(request: HttpRequest, token: str) -> HttpResponse:
     if claim.link >= len(links):
         raise Http404("This link is not valid.")
     url = links[claim.link]
+    if any(ord(character) < 33 for character in url):
+        raise Http404("This link is not valid.")  # a character no Location header may carry
     if request.method == "GET":
         tracking_record(delivery=delivery, link=claim.link, url=url)
     return HttpResponseRedirect(url)

@@ -73,19 +73,25 @@ def _delivery_by_address(address: str) -> Delivery | None:
 
 def delivery_attribute(
     *, message: email.message.Message, report: parsing.Report, failure: parsing.Failure, recipients: list[str]
-) -> Delivery | None:
-    """Return the delivery a failure is about: by VERP token, by the original Message-ID, then by address."""
+) -> tuple[Delivery | None, str]:
+    """Return the delivery a failure is about and how it was found: "verp", "message_id", "address" or "".
+
+    The VERP token first: it names our copy even when the address that
+    failed is one the reader forwards to. In a report naming several
+    recipients the token is one reader's, so there it must match the address.
+    """
     delivery_id = verp_delivery_id(" ".join(recipients))
     if delivery_id is None and report.returned_headers:
         delivery_id = verp_delivery_id(" ".join(_RETURN_PATH.findall(report.returned_headers)))
     if delivery_id is not None:
         found = Delivery.objects.filter(pk=delivery_id).first()
-        # A report naming several recipients: the token is one reader's.
-        if found is not None and (not failure.recipient or found.email.lower() == failure.recipient):
-            return found
-    return _delivery_by_message_id(report.original_message_id, failure.recipient) or _delivery_by_address(
-        failure.recipient
-    )
+        if found is not None and (len(report.failures) == 1 or found.email.lower() == failure.recipient):
+            return found, "verp"
+    found = _delivery_by_message_id(report.original_message_id, failure.recipient)
+    if found is not None:
+        return found, "message_id"
+    found = _delivery_by_address(failure.recipient)
+    return (found, "address") if found is not None else (None, "")
 
 
 def _occurred_at(message: email.message.Message):
@@ -142,12 +148,15 @@ def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> 
     key = _report_key(message, raw)
     occurred_at = _occurred_at(message)
     for failure in report.failures:
-        delivery = delivery_attribute(message=message, report=report, failure=failure, recipients=recipients)
-        recipient = failure.recipient or (delivery.email if delivery else "")
+        delivery, found_by = delivery_attribute(message=message, report=report, failure=failure, recipients=recipients)
+        # The address we mailed is the one to suppress, whatever address it was forwarded to.
+        recipient = (delivery.email if delivery and delivery.email else "") or failure.recipient
         if delivery is None:
             result.unattributed += 1
         payload = {
             "source": source,
+            "found_by": found_by,
+            "reported_recipient": failure.recipient,
             "format": report.form,
             "status": failure.status,
             "action": failure.action,
@@ -156,7 +165,7 @@ def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> 
             "report_message_id": key,
         }
         event = smtp_event_record(
-            event_id=f"{key}|{recipient.lower()}",
+            event_id=f"{key}|{(failure.recipient or recipient).lower()}",
             event_type=failure.kind,
             delivery=delivery,
             recipient=recipient,

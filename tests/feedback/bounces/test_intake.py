@@ -179,3 +179,15 @@ def test_a_bounce_for_an_address_we_never_mailed_is_recorded_unattributed_and_su
     assert (result.recorded, result.unattributed) == (1, 1)
     assert DeliveryEvent.objects.get().delivery is None
     assert Suppression.objects.filter(email="stranger@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_a_bounce_from_the_address_a_reader_forwards_to_suppresses_the_address_we_mailed(smtp_sink):
+    issue = issue_sent(readers=2)
+    reader = Delivery.objects.filter(issue=issue).order_by("id").first()
+    raw = returned_mail("postfix_hard", reader, smtp_sink, **{"{RCPT}": "old-job@forwarded.example", "{MSGID}": "x@y"})
+    assert bounce_receive(raw=raw, source="imap").unattributed == 0
+    event = DeliveryEvent.objects.get()
+    assert (event.delivery_id, event.recipient, event.payload["found_by"]) == (reader.pk, reader.email, "verp")
+    assert event.payload["reported_recipient"] == "old-job@forwarded.example"
+    assert Suppression.objects.get().email == reader.email
