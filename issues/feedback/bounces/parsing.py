@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
+from email.utils import collapse_rfc2231_value
 
 from flufl.bounce import all_failures
 
@@ -40,6 +41,7 @@ _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|absence|vacation)",
     re.IGNORECASE,
 )
+_PLAIN_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _QUOTED_MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
 TEXT_LIMIT = 2000
@@ -236,7 +238,9 @@ def _heuristic_read(message: email.message.Message) -> Report | None:
     for addresses, default in ((permanent, "5.0.0"), (temporary, "4.0.0")):
         for raw_address in addresses:
             address = raw_address.decode("utf-8", "replace") if isinstance(raw_address, bytes) else str(raw_address)
-            address = address.strip("<> ").lower()[:254]
+            address = address.strip("<> ").lower()
+            if len(address) > 254 or not _PLAIN_ADDRESS.match(address):
+                continue  # a detector's guess that is no address
             # The line naming the address usually carries the server's words.
             diagnostic = ""
             at = body.lower().find(address)
@@ -248,6 +252,8 @@ def _heuristic_read(message: email.message.Message) -> Report | None:
             if status.startswith(("4.", "5.2.2")):
                 kind = SOFT
             failures.append(Failure(address, kind, status, "failed", diagnostic or "bounce (no DSN)"))
+    if not failures:
+        return None
     _, returned = _report_parts(message, "")
     # Free-text bounces quote the mail we sent, headers and all, in the body.
     returned = returned or body
@@ -259,7 +265,7 @@ def _heuristic_read(message: email.message.Message) -> Report | None:
 def report_parse(message: email.message.Message) -> Report:
     """Return what the returned mail reports."""
     if message.get_content_type() == "multipart/report":
-        report_type = (message.get_param("report-type") or "").lower()
+        report_type = str(collapse_rfc2231_value(message.get_param("report-type") or "")).lower()
         if report_type == "delivery-status":
             report = _dsn_read(message)
             if report is not None:

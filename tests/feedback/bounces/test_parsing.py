@@ -75,3 +75,22 @@ def test_the_status_code_decides_hard_or_soft(status, action, diagnostic, expect
 def test_a_dsn_with_a_hostile_recipient_field_records_no_header_injection():
     report = _read("postfix_hard", **{"{RCPT}": "x@example.com\r\nBcc: victim@example.org"})
     assert all("\n" not in f.recipient and "\r" not in f.recipient for f in report.failures)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Content-Type: multipart/report; report-type*=utf-8''delivery-status; boundary=x\r\n\r\n--x\r\n--x--\r\n",
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+        b"--x\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n\r\n--x--\r\n",
+        b"Content-Type: multipart/report; report-type=feedback-report\r\n\r\nno parts at all",
+        "Subject: =?utf-8?q?=C3=A9?= \xe9\xff\r\nFrom: <>\r\n\r\n\x00".encode("latin-1"),
+        b"",
+        b"\r\n\r\n" * 1000,
+        b"Content-Type: text/plain\r\nX-Failed-Recipients: " + b"a" * 100_000 + b"\r\n\r\nbody",
+    ],
+)
+def test_hostile_or_malformed_mail_never_raises(raw):
+    report = parsing.report_parse(parsing.message_from_bytes(raw))
+    assert report.form in (parsing.DSN, parsing.ARF, parsing.HEURISTIC, parsing.UNPARSED, parsing.AUTO_REPLY)
+    assert all("@" in f.recipient for f in report.failures)
