@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 SOURCES = ("imap", "pop3", "pipe", "http")
 # Message-IDs our engine sets: dwv.{issue_id}.{subscriber_id}.{random}@{domain}
 _OUR_MESSAGE_ID = re.compile(r"dwv\.(\d+)\.(\d+)\.[^@<>\s]+@[^<>\s]+")
+_VERP_IN_RAW = re.compile(rb"\+[0-9a-z]{1,13}-[a-z2-7]{13}@", re.IGNORECASE)
 _RETURN_PATH = re.compile(r"^(?:Return-Path|X-Envelope-From|Sender):.*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -72,7 +73,12 @@ def _delivery_by_address(address: str) -> Delivery | None:
 
 
 def delivery_attribute(
-    *, message: email.message.Message, report: parsing.Report, failure: parsing.Failure, recipients: list[str]
+    *,
+    message: email.message.Message,
+    report: parsing.Report,
+    failure: parsing.Failure,
+    recipients: list[str],
+    known: dict[int, Delivery] | None = None,
 ) -> tuple[Delivery | None, str]:
     """Return the delivery a failure is about and how it was found: "verp", "message_id", "address" or "".
 
@@ -84,7 +90,7 @@ def delivery_attribute(
     if delivery_id is None and report.returned_headers:
         delivery_id = verp_delivery_id(" ".join(_RETURN_PATH.findall(report.returned_headers)))
     if delivery_id is not None:
-        found = Delivery.objects.filter(pk=delivery_id).first()
+        found = (known or {}).get(delivery_id) or Delivery.objects.filter(pk=delivery_id).first()
         if found is not None and (len(report.failures) == 1 or found.email.lower() == failure.recipient):
             return found, "verp"
     found = _delivery_by_message_id(report.original_message_id, failure.recipient)
@@ -128,8 +134,13 @@ def _report_key(message: email.message.Message, raw: bytes) -> str:
     return message_id[:180] if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> IntakeResult:
-    """Read one returned mail, record what it reports once, and apply the feedback rules to it."""
+def bounce_receive(
+    *, raw: bytes, source: str, envelope_recipient: str = "", known: dict[int, Delivery] | None = None
+) -> IntakeResult:
+    """Read one returned mail, record what it reports once, and apply the feedback rules to it.
+
+    `known`: deliveries already loaded by id, which attribution by VERP token uses before asking the database.
+    """
     message = parsing.message_from_bytes(raw)
     recipients = message_recipients(message, envelope_recipient=envelope_recipient)
     report = parsing.report_parse(message)
@@ -148,7 +159,9 @@ def bounce_receive(*, raw: bytes, source: str, envelope_recipient: str = "") -> 
     key = _report_key(message, raw)
     occurred_at = _occurred_at(message)
     for failure in report.failures:
-        delivery, found_by = delivery_attribute(message=message, report=report, failure=failure, recipients=recipients)
+        delivery, found_by = delivery_attribute(
+            message=message, report=report, failure=failure, recipients=recipients, known=known
+        )
         # The address we mailed is the one to suppress, whatever address it was forwarded to.
         recipient = (delivery.email if delivery and delivery.email else "") or failure.recipient
         if delivery is None:
@@ -198,9 +211,14 @@ def bounces_receive(*, raws: list[bytes], source: str) -> list[IntakeResult | No
     is rolled back and each is received on its own, so one bad mail holds
     back no other.
     """
+    # The deliveries the mails' VERP tokens name, in one query (a token is
+    # only believed once its signature checks out, so junk costs nothing).
+    found = {match.group(0).decode() for raw in raws for match in _VERP_IN_RAW.finditer(raw[:20_000])}
+    ids = {verp_delivery_id(token) for token in found}
+    known = Delivery.objects.in_bulk([i for i in ids if i is not None])
     try:
         with transaction.atomic():
-            return [bounce_receive(raw=raw, source=source) for raw in raws]
+            return [bounce_receive(raw=raw, source=source, known=known) for raw in raws]
     except Exception:
         logger.warning("A returned mail failed in a batch of %d; receiving them one by one", len(raws), exc_info=True)
     results: list[IntakeResult | None] = []
