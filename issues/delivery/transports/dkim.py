@@ -95,18 +95,13 @@ class DkimSigner:
         if not separator:
             head, body = raw.rstrip(b"\r\n"), b""
         # Simple body canonicalisation: no trailing empty lines, one final CRLF.
-        body = body.rstrip(b"\r\n") + b"\r\n" if body.strip(b"\r\n") else b"\r\n"
+        if not body.endswith(b"\r\n") or body.endswith(b"\r\n\r\n"):
+            body = body.rstrip(b"\r\n") + b"\r\n" if body.strip(b"\r\n") else b"\r\n"
         body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        fields = _headers_split(head)
-        signed: list[bytes] = []
-        names: list[str] = []
-        for wanted in SIGNED_HEADERS:
-            # The last instance of a name is signed (RFC 6376 5.4.2); ours occur once.
-            for name, value in reversed(fields):
-                if name.strip().lower() == wanted.encode():
-                    signed.append(_relaxed(name, value) + b"\r\n")
-                    names.append(wanted)
-                    break
+        # The last instance of a name is the one signed (RFC 6376 5.4.2); ours occur once.
+        last = {name.strip().lower(): (name, value) for name, value in _headers_split(head)}
+        names = [wanted for wanted in SIGNED_HEADERS if wanted.encode() in last]
+        signed = [_relaxed(*last[wanted.encode()]) + b"\r\n" for wanted in names]
         tags = (
             f"v=1; a={self.algorithm}; c=relaxed/simple; d={self.domain}; s={self.selector}; "
             f"t={int(now if now is not None else time.time())}; h={':'.join(names)}; bh={body_hash}; b="
