@@ -2,6 +2,7 @@
 
     python -m bench [--transport smtp|mailgun|sendgrid|brevo|mailjet|postmark] [-n N] [--workers 2]
                     [--sink python|postfix]
+                    [--dkim off|rsa|ed25519] [--verp]
 
 Runs against PostgreSQL (DATABASE_URL, default a fresh `dwvlist_bench`
 database on 127.0.0.1) and Redis (REDIS_URL, else an embedded one), with
@@ -145,6 +146,10 @@ def main() -> int:
         default="python",
         help="SMTP sink: our asyncio one (counts each reader) or Postfix's smtp-sink in C (bench/postfix_sink.py)",
     )
+    parser.add_argument(
+        "--dkim", choices=["off", "rsa", "ed25519"], default="off", help="DKIM-sign every copy (SMTP path only)"
+    )
+    parser.add_argument("--verp", action="store_true", help="a VERP envelope sender per copy (SMTP path only)")
     args = parser.parse_args()
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
@@ -182,6 +187,14 @@ def main() -> int:
         sink = EspSink().start()
         transport_env = {"EMAIL_TRANSPORT": args.transport, **sink.anymail_env(args.transport)}
     batch = args.batch or BATCH_SIZES[args.transport]
+    if args.dkim != "off":
+        algorithm = ["RSA", "-pkeyopt", "rsa_keygen_bits:2048"] if args.dkim == "rsa" else ["ED25519"]
+        key = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", *algorithm], check=True, capture_output=True, text=True
+        ).stdout
+        transport_env.update({"DKIM_DOMAIN": "lists.example.org", "DKIM_SELECTOR": "bench", "DKIM_PRIVATE_KEY": key})
+    if args.verp:
+        transport_env["BOUNCE_ADDRESS"] = "bounces@lists.example.org"
     os.environ.update(transport_env)
     os.environ.update({"SEND_BATCH_SIZE": str(batch), "SEND_LANES": str(args.workers * 2)})
     env = dict(os.environ)
@@ -245,6 +258,7 @@ def main() -> int:
     print(f"transport               {args.transport} (batch {batch}, {args.workers} worker processes)")
     if args.transport == "smtp":
         print(f"sink                    {'Postfix smtp-sink (C)' if args.sink == 'postfix' else 'asyncio (Python)'}")
+    print(f"DKIM, VERP              {args.dkim}, {'on' if args.verp else 'off'}")
     print(f"readers                 {args.n:,} (generated in {generate_seconds:.1f} s)")
     print(f"issue size              {len(ARTICLE.encode()):,} bytes of text")
     print(f"ledger snapshot         {snapshot_seconds:.2f} s alone (written by a worker's task while sending)")

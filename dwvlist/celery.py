@@ -25,7 +25,15 @@ app.conf.task_queues = (
 app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
 # Each app's tasks.py, and those of the subpackages that have their own.
 app.autodiscover_tasks()
-app.autodiscover_tasks(["issues.delivery", "issues.feedback", "subscriptions.imports", "subscriptions.staff_jobs"])
+app.autodiscover_tasks(
+    [
+        "issues.delivery",
+        "issues.feedback",
+        "issues.feedback.bounces",
+        "subscriptions.imports",
+        "subscriptions.staff_jobs",
+    ]
+)
 # Workers and beat log through settings.LOGGING like the web processes: a
 # receiver of setup_logging stops Celery from adding its own handlers to
 # the root logger (which printed lines twice, in local time), and stdout

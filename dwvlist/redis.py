@@ -33,6 +33,7 @@ SEND_BUCKET = "dwvlist:send:bucket"  # the token bucket of the sending rate, sha
 SEND_PAUSE = "dwvlist:send:pause"  # set while the provider asked every worker to wait (429)
 METRICS = "dwvlist:metrics"  # hash of the counters every process adds to, exported by /metrics
 CREDENTIALS_REFUSED = "dwvlist:log:credentials-refused"  # set for a minute after that error is logged
+BOUNCE_MAILBOX_LOCK = "dwvlist:bounces:mailbox"  # held while one worker reads the bounce mailbox
 DASHBOARD_KEY = "dwvlist:dashboard"  # cache key of the editor home's figures, counted by beat
 
 

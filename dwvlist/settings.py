@@ -275,6 +275,39 @@ FEEDBACK_SWEEP_INTERVAL = env_float("FEEDBACK_SWEEP_INTERVAL", 300.0, minimum=0.
 # accept more than DATA_UPLOAD_MAX_MEMORY_SIZE.
 INBOUND_MAX_BYTES = env_int("INBOUND_MAX_BYTES", 41_943_040, minimum=1_048_576)
 
+# --- The SMTP path hears back: bounces, DKIM, tracking --------------------------
+
+# Each copy's envelope sender becomes BOUNCE_ADDRESS with "+TOKEN" naming its
+# delivery (VERP); off when unset. The MTA must deliver bounces+anything@ to it.
+BOUNCE_ADDRESS = env_str("BOUNCE_ADDRESS", "")
+if BOUNCE_ADDRESS and (BOUNCE_ADDRESS.count("@") != 1 or "+" in BOUNCE_ADDRESS or not BOUNCE_ADDRESS.isascii()):
+    raise ImproperlyConfigured("BOUNCE_ADDRESS must be one ASCII address without '+', e.g. bounces@example.org")
+# Where bounces land, polled by beat: imaps://user:pass@host/INBOX or pop3s://user:pass@host
+BOUNCE_MAILBOX_URL = env_str("BOUNCE_MAILBOX_URL", "")
+if BOUNCE_MAILBOX_URL:
+    BOUNCE_MAILBOX_URL = env_url("BOUNCE_MAILBOX_URL", "", schemes=("imap", "imaps", "pop3", "pop3s"))
+BOUNCE_MAILBOX_INTERVAL = env_float("BOUNCE_MAILBOX_INTERVAL", 60.0, minimum=1.0)
+# IMAP only: move each recorded message to this folder instead of deleting it.
+BOUNCE_MAILBOX_MOVE_TO = env_str("BOUNCE_MAILBOX_MOVE_TO", "")
+# The bearer token the raw-message endpoint POST /bounces/receive/ wants; off when unset.
+BOUNCE_HTTP_TOKEN = env_str("BOUNCE_HTTP_TOKEN", "")
+if BOUNCE_HTTP_TOKEN and len(BOUNCE_HTTP_TOKEN) < 24:
+    raise ImproperlyConfigured("BOUNCE_HTTP_TOKEN must be at least 24 characters long")
+BOUNCE_MESSAGE_MAX_BYTES = env_int("BOUNCE_MESSAGE_MAX_BYTES", 10_000_000, minimum=10_000)
+
+# DKIM signing on the SMTP path: all three, or none.
+DKIM_DOMAIN = env_str("DKIM_DOMAIN", "")
+DKIM_SELECTOR = env_str("DKIM_SELECTOR", "")
+DKIM_PRIVATE_KEY = env_str("DKIM_PRIVATE_KEY", "").replace("\\n", "\n")
+_dkim_key_file = env_str("DKIM_PRIVATE_KEY_FILE", "")
+if _dkim_key_file:
+    try:
+        DKIM_PRIVATE_KEY = Path(_dkim_key_file).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"DKIM_PRIVATE_KEY_FILE could not be read: {exc}") from None
+if any((DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)) and not all((DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY)):
+    raise ImproperlyConfigured("DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (or _FILE) must be set together")
+
 CELERY_BEAT_SCHEDULE = {
     "start-scheduled-issues": {"task": "issues.tasks.start_due_issues", "schedule": 15.0},
     "reap-stale-deliveries": {"task": "issues.tasks.reap_stale_deliveries", "schedule": SEND_REAP_INTERVAL},
@@ -292,6 +325,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FEEDBACK_SWEEP_INTERVAL,
     },
 }
+if BOUNCE_MAILBOX_URL:
+    CELERY_BEAT_SCHEDULE["read-bounce-mailbox"] = {
+        "task": "issues.bounces.mailbox_poll",
+        "schedule": BOUNCE_MAILBOX_INTERVAL,
+    }
 
 # --- Operating: metrics and error reports -----------------------------------------
 
@@ -424,3 +462,6 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ["json", "tex
 # Readers' addresses appear in logs only as keyed hashes unless this is on (for debugging).
 LOG_PERSONAL_DATA = env_bool("LOG_PERSONAL_DATA", False)
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+# flufl.bounce logs every detector it tries, and a traceback for each it
+# trips over on a malformed mail, which the bounce intake reports itself.
+LOGGING.setdefault("loggers", {})["flufl.bounce"] = {"level": "CRITICAL"}

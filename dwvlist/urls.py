@@ -25,5 +25,6 @@ urlpatterns = [
     path("editor/", include("issues.urls")),
     path("archive/", include("issues.archive.urls")),
     path("webhooks/", include("issues.feedback.urls")),
+    path("", include("issues.feedback.bounces.urls")),
     path("", include("subscriptions.urls")),
 ]

@@ -7,8 +7,8 @@ from dwvlist.access import SUBSCRIBERS_READ, user_may
 from dwvlist.audit.admin import AuditedAdmin
 from dwvlist.audit.models import AuditEntry
 from issues.feedback.events import EVENT_PROVIDERS, EVENT_TYPES
-from issues.models import Delivery, DeliveryEvent, Issue
-from issues.selectors import FAILURE_STATUSES
+from issues.models import Delivery, DeliveryEvent, Issue, UnparsedBounce
+from issues.selectors import FAILURE_STATUSES, event_source, event_status_code
 from subscriptions.admin import ScalableAdmin
 
 # Only the editor's own pages move an issue between statuses (they snapshot,
@@ -149,7 +149,7 @@ class ProviderFilter(_FixedChoicesFilter):
 class DeliveryEventAdmin(ReadOnlyAdmin):
     """Admins see every provider report; editors only those about failures, as the report shows them."""
 
-    list_display = ["provider", "event_type", "recipient", "occurred_at", "received_at"]
+    list_display = ["provider", "event_type", "recipient", "source", "status_code", "diagnostic", "occurred_at"]
     list_filter = [ProviderFilter, EventTypeFilter, "received_at"]
     # Each served by an index: the address lower-cased, the message id
     # exactly, the event id by its beginning (stored ids end with the address).
@@ -173,3 +173,40 @@ class DeliveryEventAdmin(ReadOnlyAdmin):
         if user_may(request.user, SUBSCRIBERS_READ):
             return queryset
         return queryset.filter(event_type__in=["bounced", "complained", "rejected", "failed"])
+
+    @admin.display(description="source")
+    def source(self, obj: DeliveryEvent) -> str:
+        return event_source(obj)
+
+    @admin.display(description="status")
+    def status_code(self, obj: DeliveryEvent) -> str:
+        return event_status_code(obj)
+
+    @admin.display(description="what the server said")
+    def diagnostic(self, obj: DeliveryEvent) -> str:
+        return obj.description[:200]
+
+
+@admin.register(UnparsedBounce)
+class UnparsedBounceAdmin(ScalableAdmin):
+    """Returned mail nothing could read: an admin looks at it, and marks it handled."""
+
+    list_display = ["received_at", "source", "sender", "subject", "size", "handled"]
+    list_filter = ["handled", "source"]
+    search_fields = ["=sender", "=message_id"]
+    search_help_text = "A whole sender address or Message-ID."
+    ordering = ["-id"]
+    fields = ["received_at", "source", "sender", "subject", "message_id", "size", "reason", "mail", "handled"]
+    readonly_fields = ["received_at", "source", "sender", "subject", "message_id", "size", "reason", "mail"]
+    actions = ["mark_handled"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="the mail as received")
+    def mail(self, obj: UnparsedBounce) -> str:
+        return bytes(obj.raw)[:100_000].decode("utf-8", "replace")
+
+    @admin.action(description="Mark as handled")
+    def mark_handled(self, request, queryset):
+        self.message_user(request, f"{queryset.update(handled=True)} marked as handled.")

@@ -6,5 +6,8 @@ class IssuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Register the system checks.
+        import issues.checks
+
         # Connect the provider webhook receivers to anymail's signals.
         import issues.feedback.webhooks  # noqa: F401

@@ -309,3 +309,24 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender_email}: {self.subject}"
+
+
+class UnparsedBounce(models.Model):
+    """A mail that came back to the bounce address and could not be read: kept for an admin, never dropped."""
+
+    source = models.CharField(max_length=16, help_text="How it arrived: imap, pop3, pipe or http.")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the raw mail: stored once.")
+    sender = models.CharField(max_length=300, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    raw = models.BinaryField(help_text="The mail as received (cut at BOUNCE_MESSAGE_MAX_BYTES).")
+    reason = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    handled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.subject}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from django.conf import settings
 from django.core.cache import cache
@@ -11,7 +12,7 @@ from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
 from dwvlist.redis import DASHBOARD_KEY
-from issues.models import Delivery, Issue
+from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.models import Subscription
 from subscriptions.selectors import readers_dashboard
 
@@ -121,6 +122,57 @@ def issue_failure_reasons(*, issue: Issue, limit: int = 20) -> list[dict]:
         .order_by("-count", "status", "last_error")
     )
     return list(rows[:limit])
+
+
+FEEDBACK_TYPES = {
+    "bounced": "Bounced",
+    "soft_bounced": "Soft bounce",
+    "deferred": "Delayed",
+    "complained": "Complaint",
+}
+_STATUS_CODE = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
+
+
+def event_status_code(event: DeliveryEvent) -> str:
+    """Return the enhanced status code an event carries (5.1.1 ...), from the SMTP path's report or the text."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if payload.get("status"):
+        return str(payload["status"])
+    match = _STATUS_CODE.search(f"{event.reject_reason} {event.description}")
+    return match.group(0) if match else ""
+
+
+def event_source(event: DeliveryEvent) -> str:
+    """Return where an event came from: the provider, and for our SMTP path how the report arrived."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if event.provider == "smtp" and payload.get("source"):
+        return f"smtp ({payload['source']})"
+    return event.provider
+
+
+def issue_feedback(*, issue: Issue, limit: int = 50) -> dict:
+    """Return the issue's bounces and complaints, whatever path reported them: counts and the latest rows."""
+    events = DeliveryEvent.objects.filter(delivery__issue_id=issue.pk, event_type__in=list(FEEDBACK_TYPES))
+    counts = {
+        (row["provider"], row["event_type"]): row["count"]
+        for row in events.values("provider", "event_type").annotate(count=Count("id"))
+    }
+    rows = [
+        {
+            "address": event.recipient,
+            "kind": FEEDBACK_TYPES[event.event_type],
+            "source": event_source(event),
+            "status_code": event_status_code(event),
+            "diagnostic": event.description,
+            "when": event.occurred_at or event.received_at,
+        }
+        for event in events.order_by("-id")[:limit]
+    ]
+    summary = [
+        {"provider": provider, "kind": FEEDBACK_TYPES[kind], "count": count}
+        for (provider, kind), count in sorted(counts.items())
+    ]
+    return {"summary": summary, "rows": rows}
 
 
 def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:

@@ -329,6 +329,7 @@ def issue_report(request, issue_id: int):
         "retry_allowed": issue.status in services.RETRYABLE_STATUSES,
         "reasons": selectors.issue_failure_reasons(issue=issue),
         "failures": selectors.issue_failures(issue=issue)[:50],
+        "feedback": selectors.issue_feedback(issue=issue),
         "chart": chart_svg_bars(points=points, title=f"Messages sent per {unit}"),
         "chart_unit": unit,
         "chart_points": points,

@@ -14,6 +14,7 @@ ADMIN_PERMISSIONS = [
     ("issues", "comment", ["change", "view"]),
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
+    ("issues", "unparsedbounce", ["change", "view"]),
     ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),
     ("subscriptions", "subscriber", ["add", "change", "delete", "view"]),
     ("subscriptions", "subscription", ["add", "change", "delete", "view"]),

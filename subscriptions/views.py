@@ -145,6 +145,11 @@ def _preferences_page(request, token, subscriber, *, form=None, address_form=Non
             "form": form or _preferences_form(subscriber),
             "address_form": address_form or AddressForm(),
             "rows": reader_preferences.preference_lists(subscriber=subscriber),
+            "tracking_lists": list(
+                subscriber.subscriptions.filter(status="active", mailing_list__tracking_enabled=True)
+                .order_by("mailing_list__name")
+                .values_list("mailing_list__name", flat=True)
+            ),
         },
         status=status,
     )

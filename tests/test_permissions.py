@@ -114,6 +114,11 @@ MATRIX: dict[str, Case] = {
     "subscriptions:preferences_address": token("post", bad=404, good=200, data={"new_email": "new@example.org"}),
     "subscriptions:preferences_data": token(),
     "subscriptions:preferences_erase": token(),
+    # Returned mail over HTTP: a bearer token, not a role (off here: no BOUNCE_HTTP_TOKEN).
+    "bounces:receive": public("post", status=403),
+    # Tracked links of the SMTP path: a forged token leads nowhere, whoever follows it.
+    "bounces:open": public(status=404, kwargs="token"),
+    "bounces:click": public(status=404, kwargs="token"),
 }
 # The ESP webhooks are checked apart: anymail authenticates them (basic
 # auth, signatures), not our roles, so anyone's unauthenticated post must be

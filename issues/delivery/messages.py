@@ -5,6 +5,7 @@ from __future__ import annotations
 from dwvlist.emails import sender_address
 from issues.delivery.mime import message_id_make
 from issues.delivery.transports.base import Envelope, Recipient
+from issues.delivery.verp import verp_address
 from issues.models import Issue
 from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import MailingList
@@ -72,6 +73,8 @@ def recipient_for(
         },
         metadata={"issue_id": str(issue.pk), "subscriber_id": str(subscriber_id), "delivery_id": str(delivery_id)},
         name=name,
+        envelope_sender=verp_address(delivery_id=delivery_id),
+        tracking=delivery_id > 0 and mailing_list.tracking_enabled,
     )
 
 

@@ -214,6 +214,11 @@ def _effects_apply(event: DeliveryEvent) -> None:
     rule(event, rows, event.occurred_at or event.received_at)
 
 
+def event_effects_apply(*, event: DeliveryEvent) -> None:
+    """Apply the effects of an event its caller stored already marked applied, in the caller's transaction."""
+    _effects_apply(event)
+
+
 def events_apply(*, event_ids: list[int]) -> None:
     """Apply several stored events' effects, oldest first."""
     for event_id in sorted(event_ids):

@@ -37,6 +37,7 @@ KNOWN_TASK_NAMES = {
     "issues.tasks.send_test",
     "issues.feedback_tasks.feedback_events_apply",
     "issues.feedback_tasks.sweep_unapplied_events",
+    "issues.bounces.mailbox_poll",
     "subscriptions.tasks.confirmation_mail",
     "subscriptions.tasks.welcome_mail",
     "subscriptions.tasks.address_change_mail",

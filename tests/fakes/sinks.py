@@ -103,6 +103,7 @@ class _SmtpHandler:
         match = _UNSUB.search(raw)
         for address in envelope.rcpt_tos:
             self.sink.tally.add(address, match.group(1).decode() if match else None, raw)
+            self.sink.senders[address.lower()] = envelope.mail_from
         return "250 Message accepted"
 
 
@@ -112,6 +113,7 @@ class SmtpSink:
     def __init__(self, *, keep_messages: bool = False, port: int = 0, smtputf8: bool = False) -> None:
         self.tally = Tally(keep_messages=keep_messages)
         self.replies: dict[str, str] = {}  # address -> SMTP reply to RCPT, e.g. "550 5.1.1 No such user"
+        self.senders: dict[str, str] = {}  # recipient -> the envelope sender (MAIL FROM) of their copy
         # aiosmtpd always offers 8BITMIME; SMTPUTF8 (UTF-8 addresses) only when asked.
         self.controller = Controller(
             _SmtpHandler(self), hostname="127.0.0.1", port=port or _free_port(), enable_SMTPUTF8=smtputf8

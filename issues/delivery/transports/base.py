@@ -31,6 +31,10 @@ class Recipient:
     metadata: dict[str, str]
     name: str = ""  # the reader's name, as they typed it, for the To header
     unsubscribe_mailto: str = ""  # the reader's own unsubscribe address, in List-Unsubscribe
+    # The SMTP path's MAIL FROM for this copy (VERP, naming the delivery); "" sends as the list's from address.
+    envelope_sender: str = ""
+    # The reader's list records opens and clicks: their copy gets tracked links (SMTP path only).
+    tracking: bool = False
 
 
 @dataclass
@@ -81,9 +85,11 @@ class Transport:
         raise NotImplementedError
 
 
-def personal_parts(envelope: Envelope, recipient: Recipient) -> tuple[str, str]:
+def personal_parts(envelope: Envelope, recipient: Recipient, *, html: str | None = None) -> tuple[str, str]:
+    """Return the reader's text and HTML parts (`html`: another form of the envelope's, e.g. marked for tracking)."""
     links = {"unsubscribe_url": recipient.unsubscribe_url, "preferences_url": recipient.preferences_url}
-    return rendered_personalize(envelope.text, **links), rendered_personalize(envelope.html, **links)
+    html = envelope.html if html is None else html
+    return rendered_personalize(envelope.text, **links), rendered_personalize(html, **links)
 
 
 def http_failure(status: int | None, response, detail: str) -> BatchDeferred | None:

@@ -18,6 +18,7 @@ from issues.delivery.mime import (
     dot_stuff,
     header_line,
 )
+from issues.delivery.tracking import html_marked, html_tracked
 from issues.delivery.transports.base import (
     PERMANENT,
     SENT,
@@ -30,6 +31,7 @@ from issues.delivery.transports.base import (
     build_failure,
     personal_parts,
 )
+from issues.delivery.transports.dkim import dkim_signer
 
 NO_SMTPUTF8 = (
     "the address has non-ASCII characters before the @, and the mail server (EMAIL_HOST) "
@@ -97,6 +99,8 @@ class SmtpTransport(Transport):
         # reader to another worker: a copy sent twice, late. A reset discards it.
         _linger(conn, abort=True)
         clean = True  # the connection is between transactions, and answering
+        marked = html_marked(envelope.html) if any(r.tracking for r in recipients) else ""
+        signer = dkim_signer()
         try:
             for index, recipient in enumerate(recipients):
                 utf8 = address_needs_smtputf8(recipient.email)
@@ -104,7 +108,11 @@ class SmtpTransport(Transport):
                     outcomes[recipient.delivery_id] = Outcome(PERMANENT, error=NO_SMTPUTF8)
                     continue
                 try:
-                    text, html = personal_parts(envelope, recipient)
+                    if recipient.tracking and marked:
+                        text, html = personal_parts(envelope, recipient, html=marked)
+                        html = html_tracked(html, delivery_id=recipient.delivery_id)
+                    else:
+                        text, html = personal_parts(envelope, recipient)
                     raw = template.render(
                         to_name=recipient.name,
                         to=recipient.email,
@@ -114,10 +122,13 @@ class SmtpTransport(Transport):
                         headers=recipient.headers,
                         eightbit=eightbit,
                     )
+                    if signer is not None:
+                        raw = signer.sign(raw)
+                    # VERP: the copy's own envelope sender, naming its delivery, so a bounce finds it.
+                    envelope_sender = address_wire(recipient.envelope_sender) if recipient.envelope_sender else sender
                     mail_options = (" BODY=8BITMIME" if eightbit else "") + (" SMTPUTF8" if utf8 else "")
-                    commands = (
-                        f"MAIL FROM:<{sender}>{mail_options}\r\nRCPT TO:<{address_wire(recipient.email)}>\r\nDATA\r\n"
-                    ).encode()
+                    rcpt = address_wire(recipient.email)
+                    commands = f"MAIL FROM:<{envelope_sender}>{mail_options}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
                 except Exception as exc:  # anything wrong with this reader's copy fails this reader alone
                     outcomes[recipient.delivery_id] = build_failure(exc)
                     continue
