@@ -22,6 +22,7 @@ from issues.feedback.rules import RULES
 from issues.models import Delivery, DeliveryEvent
 from subscriptions.addresses import email_hash
 from subscriptions.models import Suppression
+from subscriptions.services import suppression_added_report
 
 _TABLE = Delivery._meta.db_table
 
@@ -105,7 +106,11 @@ def _bounced(items: list[Incoming], now: datetime) -> None:
                 created_at=now,
             )
     if suppressions:
+        known = set(Suppression.objects.filter(email_hash__in=list(suppressions)).values_list("email_hash", flat=True))
         Suppression.objects.bulk_create(list(suppressions.values()), ignore_conflicts=True)
+        for key, suppression in suppressions.items():
+            if key not in known:
+                suppression_added_report(email=suppression.email, suppression=suppression)
     by_error: dict[str, list[int]] = {}
     for item in items:
         if item.delivery is not None:

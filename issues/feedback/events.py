@@ -298,3 +298,15 @@ def event_stored_report(*, event: DeliveryEvent) -> None:
     if event.occurred_at is not None:
         lag = max(0.0, (event.received_at - event.occurred_at).total_seconds())
         metric_observe("dwvlist_webhook_event_lag_seconds", lag, provider=event.provider)
+
+
+def events_stored_report(*, events, received_at) -> None:
+    """Count a request's stored events by provider and type, and how long after they happened they reached us."""
+    counts: dict[tuple[str, str], int] = {}
+    for event in events:
+        counts[(event.provider, event.event_type)] = counts.get((event.provider, event.event_type), 0) + 1
+        if event.occurred_at is not None:
+            lag = max(0.0, (received_at - event.occurred_at).total_seconds())
+            metric_observe("dwvlist_webhook_event_lag_seconds", lag, provider=event.provider)
+    for (provider, event_type), count in counts.items():
+        metric_add("dwvlist_webhook_events", count, provider=provider, event_type=event_type)

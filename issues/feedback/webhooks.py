@@ -23,10 +23,11 @@ from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from dwvlist.metrics import metric_add, metric_observe
-from issues.feedback.events import provider_name
+from issues.feedback.events import events_stored_report, provider_name
 from issues.feedback.receive import events_receive
 from issues.feedback.replay import mailgun_signature_claim, mailgun_signature_release
 from issues.feedback.rules import events_queue
@@ -175,6 +176,7 @@ def webhook_provider_configured(provider: str) -> bool:
 def tracking_take(*, esp_name: str, events: list, collected: _Collected | None = None) -> None:
     """Store the events together, apply their effects, and leave what had no time to Celery."""
     outcome = events_receive(provider=provider_name(esp_name), events=events)
+    events_stored_report(events=outcome.stored, received_at=timezone.now())
     if outcome.deferred:
         _deferred_queue(outcome.deferred)
     if collected is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.test import Client
@@ -165,10 +166,12 @@ def test_a_webhook_request_is_logged_once_and_counted_by_event_type(token, setti
         provider_message_id="<m1@esp.example>",
     )
     sent_messages_record(issue.pk, row.sent_at, [row.pk], ["<m1@esp.example>"])
-    post = tracking_post("mailgun", "hard_bounce", RECIPIENT=reader.email, MESSAGE_ID="<m1@esp.example>")
+    event = {"RECIPIENT": reader.email, "MESSAGE_ID": "<m1@esp.example>", "EVENT_ID": "ev-1", "when": time.time()}
+    post = tracking_post("mailgun", "hard_bounce", **event)
+    again = tracking_post("mailgun", "hard_bounce", **event)  # the same event, signed again with a new token
     with caplog.at_level(logging.INFO):
         assert post.send(client).status_code == 200
-        assert post.send(client).status_code == 200  # a replay: stored once
+        assert again.send(client).status_code == 200  # stored once
     requests = [r for r in caplog.records if r.name == "issues.feedback.webhooks" and "webhook:" in r.getMessage()]
     assert [(r.events, r.stored, r.applied, r.queued) for r in requests] == [(1, 1, 1, 0), (1, 0, 0, 0)]
     (suppressed,) = [r for r in caplog.records if r.getMessage().startswith("suppressed ")]
