@@ -6,8 +6,8 @@ import pytest
 
 from issues.feedback.bounces.intake import bounce_receive
 from issues.models import Delivery, DeliveryEvent, UnparsedBounce
+from subscriptions.links import unsubscribe_mailto_for
 from subscriptions.models import Subscription, Suppression
-from subscriptions.tokens import unsubscribe_token_make
 from tests.feedback.bounces.conftest import BOUNCE_ADDRESS, issue_sent, returned_mail
 from tests.issues.ledger_helpers import list_make, readers_make
 
@@ -139,8 +139,8 @@ def test_a_forged_verp_token_attributes_nothing_by_it(smtp_sink):
 def test_mail_to_the_tokenised_unsubscribe_address_unsubscribes_the_reader_in_the_token(smtp_sink):
     news = list_make("news")
     (reader,) = readers_make(news, 1)
-    token = unsubscribe_token_make(subscriber_id=reader, list_id=news.pk)
-    address = f"news+unsubscribe-{token.replace(':', '=')}@lists.example.org"
+    # The address each copy's List-Unsubscribe names, upper-cased as some relays do.
+    address = unsubscribe_mailto_for(mailing_list=news, subscriber_id=reader).upper()
     raw = (
         f"From: Someone Else <someone@example.net>\r\nTo: {address}\r\nSubject: unsubscribe\r\n"
         "Message-ID: <u1@example.net>\r\n\r\nunsubscribe\r\n"
@@ -151,20 +151,17 @@ def test_mail_to_the_tokenised_unsubscribe_address_unsubscribes_the_reader_in_th
 
 
 @pytest.mark.django_db
-def test_mail_to_the_plain_unsubscribe_address_unsubscribes_the_sender_and_a_forged_token_nobody(smtp_sink):
+def test_mail_to_the_plain_unsubscribe_address_or_a_forged_token_unsubscribes_nobody(smtp_sink):
     news = list_make("news")
     first, second = readers_make(news, 2)
     raw = (
         b"From: reader000000@example.org\r\nTo: news+unsubscribe@lists.example.org\r\nSubject: unsubscribe\r\n\r\nx\r\n"
     )
-    bounce_receive(raw=raw, source="pipe")
-    forged = raw.replace(b"news+unsubscribe@", b"news+unsubscribe-2.1.=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@")
+    assert bounce_receive(raw=raw, source="pipe").form == "unsubscribe"
+    forged = raw.replace(b"news+unsubscribe@", b"news+unsubscribe-2.1.aaaaaaaaaaaaaaaaaaaa@")
     forged = forged.replace(b"reader000000", b"reader000001")
     assert bounce_receive(raw=forged, source="pipe").form == "unsubscribe"
-    assert dict(Subscription.objects.values_list("subscriber_id", "status")) == {
-        first: "unsubscribed",
-        second: "active",
-    }
+    assert dict(Subscription.objects.values_list("subscriber_id", "status")) == {first: "active", second: "active"}
 
 
 @pytest.mark.django_db
