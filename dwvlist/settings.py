@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "dwvlist.apps.DwvlistConfig",
     "subscriptions",
     "issues",
+    "api",
+    "ninja",  # only for the static files of the API's browsable docs
     "axes",
 ]
 
@@ -209,6 +211,10 @@ SUBSCRIBE_POSTS_PER_MINUTE = env_int("SUBSCRIBE_POSTS_PER_MINUTE", 10, minimum=1
 # An import, queued or running, with no chunk committed for this many seconds
 # is continued where it stopped (its worker died, or its task was lost).
 IMPORT_STALL_SECONDS = env_int("IMPORT_STALL_SECONDS", 300, minimum=1)
+
+# --- The REST API --------------------------------------------------------------
+
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600, minimum=0)  # calls per token per minute; 0: no limit
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 

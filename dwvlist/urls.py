@@ -11,8 +11,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("editor/comments/", include("issues.comment_urls")),
     path("editor/subscribers/", include("subscriptions.staff_urls")),
+    path("editor/api-tokens/", include("api.staff_urls")),
     path("editor/", include("issues.urls")),
     path("archive/", include("issues.archive_urls")),
     path("webhooks/", include("issues.webhook_urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("subscriptions.urls")),
 ]

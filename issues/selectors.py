@@ -97,6 +97,16 @@ def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:
     return unit, [(timezone.localtime(row["bucket"], zone).strftime(fmt), row["count"]) for row in rows]
 
 
+def issue_preview_headers(*, issue: Issue) -> dict[str, str]:
+    """Return the headers a reader's copy carries, with example links; none while the issue has no list."""
+    from issues.delivery import preview_headers
+
+    # The sender and list headers come from the issue's first list.
+    if not issue.lists.exists():
+        return {}
+    return preview_headers(issue=issue)
+
+
 # The archive --------------------------------------------------------------
 
 

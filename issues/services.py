@@ -30,6 +30,28 @@ def _recipients(issue: Issue):
     )
 
 
+EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
+
+
+def issue_draft_save(*, form, actor=None) -> Issue:
+    """Save a valid IssueForm (a new issue, or one not yet sending) and its lists; return the issue.
+
+    A new issue's author is the actor. Refuses an issue that started
+    sending meanwhile: what readers get is frozen then.
+    """
+    with transaction.atomic():
+        if form.instance.pk is not None:
+            status = Issue.objects.select_for_update().filter(pk=form.instance.pk).values_list("status", flat=True)
+            if status.first() not in EDITABLE_STATUSES:
+                raise ValidationError("This issue has started sending (or was cancelled): it can no longer be edited.")
+        saved = form.save(commit=False)
+        if saved.author_id is None and actor is not None and actor.is_authenticated:
+            saved.author = actor
+        saved.save()
+        form.save_m2m()
+    return saved
+
+
 def issue_recipient_count(*, issue: Issue) -> int:
     """Return how many readers the issue would reach now, each counted once."""
     return _recipients(issue).count()

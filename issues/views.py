@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +19,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
-from issues.delivery import preview_headers
 from issues.forms import IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
 from subscriptions.exports import csv_cell_safe
@@ -72,13 +70,13 @@ def home(request):
 
 def _form_page(request, *, issue: Issue | None):
     form = IssueForm(request.POST or None, instance=issue)
+    saved = None
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            saved = form.save(commit=False)
-            if saved.author_id is None:
-                saved.author = request.user
-            saved.save()
-            form.save_m2m()
+        try:
+            saved = services.issue_draft_save(form=form, actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    if saved is not None:
         if form.cleaned_data.get("scheduled_at") and saved.status == Issue.Status.DRAFT:
             messages.info(request, "Saved. Confirm the send time to schedule the issue.")
             return redirect("editor:issue_schedule", issue_id=saved.pk)
@@ -106,12 +104,7 @@ def issue_edit(request, issue_id: int):
 
 
 def _rendered(issue: Issue) -> rendering.RenderedIssue:
-    """Return what readers got (the snapshot) or would get (a fresh render)."""
-    if issue.snapshot_html:
-        return rendering.RenderedIssue(
-            subject=issue.snapshot_subject, html=issue.snapshot_html, text=issue.snapshot_text
-        )
-    return rendering.issue_render(issue)
+    return rendering.issue_rendered(issue)
 
 
 def _preview_links(request) -> dict[str, str]:
@@ -122,10 +115,7 @@ def _preview_links(request) -> dict[str, str]:
 
 
 def _preview_headers(issue: Issue) -> dict[str, str]:
-    # The sender and list headers come from the issue's first list.
-    if not issue.lists.exists():
-        return {}
-    return preview_headers(issue=issue)
+    return selectors.issue_preview_headers(issue=issue)
 
 
 @never_cache

@@ -64,6 +64,7 @@ class Subscription(models.Model):
         FORM = "form", "Web form"
         IMPORT = "import", "Import"
         ADMIN = "admin", "Added by an admin"
+        API = "api", "Added through the API"
 
     class UnsubscribeSource(models.TextChoices):
         LINK = "link", "Unsubscribe link"
@@ -74,6 +75,7 @@ class Subscription(models.Model):
         COMPLAINT = "complaint", "Spam complaint"
         BOUNCE = "bounce", "Bounce"
         ADMIN = "admin", "Admin"
+        API = "api", "Through the API"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
     mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="subscriptions")
