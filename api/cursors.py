@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from django.db.models import QuerySet
@@ -16,6 +17,18 @@ PAGE_DEFAULT = 100
 PAGE_MAX = 1000
 ID_MAX = 2**63 - 1  # the largest id a database column holds
 IdPath = Annotated[int, Path(..., ge=0, le=ID_MAX)]
+
+
+def moment(value: datetime | None, *, field: str) -> datetime | None:
+    """Return the time in UTC (a time without a zone is taken as UTC); refuse one out of range."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise ApiProblem(
+            422, "That time is out of range.", errors=[{"field": field, "message": "Out of range."}]
+        ) from None
 
 
 def cursor_encode(last_id: int) -> str:

@@ -8,11 +8,11 @@ from typing import Literal
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.decorators import decorate_view
 
 from api.auth import needs
-from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, page_of
+from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, moment, page_of
 from api.errors import PROBLEM_STATUSES, ApiProblem, Problem, validation_errors
 from api.idempotency import idempotent
 from issues import rendering, selectors, services
@@ -209,7 +209,7 @@ def issues_list(
 )
 @decorate_view(idempotent)
 def issues_create(request, payload: IssueIn):
-    return 201, _out(_save(request, issue=None, values=payload.dict()))
+    return Status(201, _out(_save(request, issue=None, values=payload.dict())))
 
 
 @router.get("/issues/{issue_id}", response=_problems({200: IssueOut}), auth=READ, summary="Read an issue")
@@ -280,7 +280,7 @@ def issues_test_send(request, issue_id: IdPath, payload: TestIn):
     if not issue.lists.exists():
         raise ApiProblem(409, "Choose at least one list before sending a test: the sender and footer come from it.")
     services.issue_send_test(issue=issue, addresses=form.cleaned_data["addresses"])
-    return 202, {"queued_to": form.cleaned_data["addresses"]}
+    return Status(202, {"queued_to": form.cleaned_data["addresses"]})
 
 
 @router.post("/issues/{issue_id}/schedule", response=_problems({200: IssueOut}), auth=SEND, summary="Schedule a draft")
@@ -292,7 +292,7 @@ def issues_schedule(request, issue_id: IdPath, payload: ScheduleIn):
     if issue.status not in services.EDITABLE_STATUSES:
         raise ApiProblem(409, f"This issue is {issue.status}: only a draft can be scheduled.")
     try:
-        services.issue_schedule(issue=issue, when=payload.when, user=request.auth.user)
+        services.issue_schedule(issue=issue, when=moment(payload.when, field="when"), user=request.auth.user)
     except ValidationError as exc:
         raise ApiProblem(422, " ".join(exc.messages), errors=validation_errors(exc, prefix="when.")) from None
     return _out(_issue(issue_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.decorators import decorate_view
 
 from api.auth import needs
@@ -91,7 +91,7 @@ def lists_get(request, list_id: IdPath):
 def lists_create(request, payload: ListIn):
     mailing_list = MailingList(**{k: v for k, v in payload.dict().items() if v is not None})
     services.mailing_list_save(mailing_list=mailing_list, actor=request.auth.user)
-    return 201, mailing_list
+    return Status(201, mailing_list)
 
 
 @router.patch(

@@ -10,11 +10,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.decorators import decorate_view
 
 from api.auth import needs
-from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, page_of
+from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, moment, page_of
 from api.errors import PROBLEM_STATUSES, ApiProblem, Problem
 from api.idempotency import idempotent
 from subscriptions import services
@@ -26,7 +26,7 @@ router = Router(tags=["subscribers"])
 BULK_MAX = 1000
 RAW_EMAIL_MAX = 320  # longer than any valid address: email_normalize says what is wrong
 READ = needs("subscribers:read", "subscriptions.view_subscriber")
-Status = Literal["pending", "active", "unsubscribed"]
+SubscriptionStatus = Literal["pending", "active", "unsubscribed"]
 
 
 class SubscriptionOut(Schema):
@@ -205,7 +205,7 @@ def subscribers_list(
     list_slug: str | None = Query(
         None, alias="list", max_length=80, description="Only readers with a subscription to this list slug."
     ),
-    status: Status | None = None,
+    status: SubscriptionStatus | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ):
@@ -221,9 +221,9 @@ def subscribers_list(
             condition &= Q(status=status)
         subscribers = subscribers.filter(Exists(Subscription.objects.filter(condition)))
     if created_after:
-        subscribers = subscribers.filter(created_at__gt=created_after)
+        subscribers = subscribers.filter(created_at__gt=moment(created_after, field="created_after"))
     if created_before:
-        subscribers = subscribers.filter(created_at__lt=created_before)
+        subscribers = subscribers.filter(created_at__lt=moment(created_before, field="created_before"))
     return page_of(subscribers.values(*_FIELDS), cursor=cursor, limit=limit, serialize=subscribers_serialize)
 
 
@@ -236,6 +236,61 @@ def subscribers_by_email(request, email: str = Query(..., max_length=RAW_EMAIL_M
     if found is None:
         raise ApiProblem(404, "No subscriber has that address.")
     return _one(found)
+
+
+# Before the routes with a {subscriber_id}, which would take "bulk" for one.
+@router.post(
+    "/subscribers/bulk",
+    response=_problems({200: BulkOut}),
+    auth=needs("subscribers:write", "subscriptions.add_subscriber", "subscriptions.change_subscriber"),
+    summary=f"Add or update up to {BULK_MAX} subscribers, with a result per item",
+    description="Each item is handled on its own: a bad item gets `error` with the reasons and changes nothing, "
+    "the others go ahead. An existing address gets the name given and joins the lists (none is removed).",
+)
+@decorate_view(idempotent)
+def subscribers_bulk(request, payload: BulkIn):
+    _consent(request, payload.consent_given)
+    slugs = {slug for item in payload.items for slug in item.lists}
+    lists = {ml.slug: ml for ml in MailingList.objects.filter(slug__in=slugs)}
+    detail = _detail(request, payload.note)
+    results = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(payload.items):
+        errors = []
+        email = ""
+        try:
+            email = email_normalize(item.email)
+        except ValidationError as exc:
+            errors.append(exc.messages[0])
+        if email and email.lower() in seen:
+            errors.append(f"The same address as item {seen[email.lower()]}.")
+        elif email:
+            seen[email.lower()] = index
+        if item.name is not None and ("\r" in item.name or "\n" in item.name or "\x00" in item.name):
+            errors.append("A name is a single line.")
+        unknown = [s for s in item.lists if s not in lists]
+        if unknown:
+            errors.append("Unknown list: " + ", ".join(s[:80] for s in unknown[:10]))
+        if not item.lists:
+            errors.append("Name at least one list.")
+        result = {"index": index, "email": email or item.email[:RAW_EMAIL_MAX], "result": "error", "errors": errors}
+        if not errors:
+            try:
+                with transaction.atomic():
+                    outcome = services.subscriber_upsert(
+                        email=email,
+                        name=item.name.strip() if item.name is not None else None,
+                        lists=[lists[s] for s in dict.fromkeys(item.lists)],
+                        consent_given=payload.consent_given,
+                        detail=detail,
+                        actor=request.auth.user,
+                    )
+                result.update(result=outcome.result, id=outcome.subscriber.pk)
+            except ValidationError as exc:
+                result["errors"] = exc.messages
+        results.append(result)
+    counts = {kind: sum(1 for r in results if r["result"] == kind) for kind in ("created", "updated", "unchanged")}
+    return {**counts, "errors": sum(1 for r in results if r["result"] == "error"), "results": results}
 
 
 @router.get("/subscribers/{subscriber_id}", response=_problems({200: SubscriberOut}), auth=READ, summary="Read")
@@ -271,7 +326,7 @@ def subscribers_create(request, payload: SubscriberIn):
         )
     except ValidationError as exc:
         raise ApiProblem(422, exc.messages[0], errors=[{"field": "email", "message": exc.messages[0]}]) from None
-    return 201, _one(outcome.subscriber.pk)
+    return Status(201, _one(outcome.subscriber.pk))
 
 
 @router.patch(
@@ -330,58 +385,4 @@ def subscribers_unsubscribe(request, subscriber_id: IdPath, payload: Unsubscribe
 def subscribers_erase(request, subscriber_id: IdPath):
     if not services.subscriber_erase(subscriber_id=subscriber_id):
         raise ApiProblem(404, "No such subscriber.")
-    return 204, None
-
-
-@router.post(
-    "/subscribers/bulk",
-    response=_problems({200: BulkOut}),
-    auth=needs("subscribers:write", "subscriptions.add_subscriber", "subscriptions.change_subscriber"),
-    summary=f"Add or update up to {BULK_MAX} subscribers, with a result per item",
-    description="Each item is handled on its own: a bad item gets `error` with the reasons and changes nothing, "
-    "the others go ahead. An existing address gets the name given and joins the lists (none is removed).",
-)
-@decorate_view(idempotent)
-def subscribers_bulk(request, payload: BulkIn):
-    _consent(request, payload.consent_given)
-    slugs = {slug for item in payload.items for slug in item.lists}
-    lists = {ml.slug: ml for ml in MailingList.objects.filter(slug__in=slugs)}
-    detail = _detail(request, payload.note)
-    results = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(payload.items):
-        errors = []
-        email = ""
-        try:
-            email = email_normalize(item.email)
-        except ValidationError as exc:
-            errors.append(exc.messages[0])
-        if email and email.lower() in seen:
-            errors.append(f"The same address as item {seen[email.lower()]}.")
-        elif email:
-            seen[email.lower()] = index
-        if item.name is not None and ("\r" in item.name or "\n" in item.name or "\x00" in item.name):
-            errors.append("A name is a single line.")
-        unknown = [s for s in item.lists if s not in lists]
-        if unknown:
-            errors.append("Unknown list: " + ", ".join(s[:80] for s in unknown[:10]))
-        if not item.lists:
-            errors.append("Name at least one list.")
-        result = {"index": index, "email": email or item.email[:RAW_EMAIL_MAX], "result": "error", "errors": errors}
-        if not errors:
-            try:
-                with transaction.atomic():
-                    outcome = services.subscriber_upsert(
-                        email=email,
-                        name=item.name.strip() if item.name is not None else None,
-                        lists=[lists[s] for s in dict.fromkeys(item.lists)],
-                        consent_given=payload.consent_given,
-                        detail=detail,
-                        actor=request.auth.user,
-                    )
-                result.update(result=outcome.result, id=outcome.subscriber.pk)
-            except ValidationError as exc:
-                result["errors"] = exc.messages
-        results.append(result)
-    counts = {kind: sum(1 for r in results if r["result"] == kind) for kind in ("created", "updated", "unchanged")}
-    return {**counts, "errors": sum(1 for r in results if r["result"] == "error"), "results": results}
+    return Status(204, None)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.decorators import decorate_view
 
 from api.auth import needs
@@ -85,7 +85,7 @@ def suppressions_add(request, payload: SuppressionIn):
         raise ApiProblem(422, exc.messages[0], errors=[{"field": "email", "message": exc.messages[0]}]) from None
     existed = Suppression.objects.filter(email_hash=email_hash(email)).exists()
     entry = services.suppression_add(email=email, reason=payload.reason, note=" ".join(payload.note.split()))
-    return (200 if existed else 201), Suppression.objects.filter(pk=entry.pk).values(*_FIELDS).get()
+    return Status(200 if existed else 201, Suppression.objects.filter(pk=entry.pk).values(*_FIELDS).get())
 
 
 @router.delete(
@@ -101,4 +101,4 @@ def suppressions_remove(request, suppression_id: IdPath):
         raise ApiProblem(409, " ".join(exc.messages)) from None
     if not removed:
         raise ApiProblem(404, "No such suppression.")
-    return 204, None
+    return Status(204, None)

@@ -15,6 +15,7 @@ from api import errors, events, issues, lists, subscribers, suppressions
 from api.auth import Scoped
 from api.idempotency import HEADER, idempotent
 from api.models import SCOPES
+from api.parser import StrictParser
 
 DESCRIPTION = (
     "The dwvlist REST API. Authenticate every call with `Authorization: Bearer <token>`; admins create "
@@ -74,6 +75,7 @@ api = DwvlistApi(
     description=DESCRIPTION,
     urls_namespace="api",
     docs_url=None,
+    parser=StrictParser(),
 )
 errors.install(api)
 for module in (lists, subscribers, issues, suppressions, events):
