@@ -2,7 +2,7 @@
 
 A call is allowed only when the token is active, its rate allows it, the
 token holds the scope, and the token's user is active staff holding the
-permissions (the same codenames the web pages check; see subscriptions/roles.py).
+permissions (the same codenames the web pages check; see dwvlist/access.py).
 Session cookies are ignored: there is no CSRF surface.
 """
 
@@ -14,6 +14,7 @@ from ninja.security import HttpBearer
 from api import services
 from api.errors import ApiProblem
 from api.models import SCOPES, ApiToken
+from dwvlist.access import user_may
 
 _CACHED = "_dwvlist_api_token"
 
@@ -33,12 +34,7 @@ def request_token(request: HttpRequest) -> ApiToken | None:
 def token_allows(token: ApiToken, *, scopes: tuple[str, ...], permissions: tuple[str, ...]) -> bool:
     """Return whether the token may make a call needing one of the scopes and all the permissions."""
     user = token.user
-    return (
-        any(scope in token.scopes for scope in scopes)
-        and user.is_active
-        and user.is_staff
-        and (user.is_superuser or user.has_perms(permissions))
-    )
+    return any(scope in token.scopes for scope in scopes) and all(user_may(user, p) for p in permissions)
 
 
 class Scoped(HttpBearer):

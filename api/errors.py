@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from ninja import Schema
@@ -28,7 +29,7 @@ TITLES = {
     500: "Server error",
 }
 # The statuses every operation may answer with a problem, and the OpenAPI names them.
-PROBLEM_STATUSES = frozenset({400, 401, 403, 404, 409, 422, 429})
+PROBLEM_STATUSES = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
 
 
 class FieldError(Schema):
@@ -74,6 +75,12 @@ def problem_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def request_too_big() -> HttpResponse:
+    """Return the answer to a body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem_response(413, f"The request body is larger than {limit:,} bytes; send less at a time.")
 
 
 def _field_name(loc) -> str:
@@ -132,6 +139,10 @@ def install(api) -> None:
     @api.exception_handler(HttpError)
     def _http_error(request, exc: HttpError):
         return problem_response(exc.status_code, str(exc))
+
+    @api.exception_handler(RequestDataTooBig)
+    def _too_big(request, exc):
+        return request_too_big()
 
     @api.exception_handler(Exception)
     def _unexpected(request, exc):

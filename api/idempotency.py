@@ -16,12 +16,13 @@ import json
 import re
 from datetime import timedelta
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
 from api.auth import request_token
-from api.errors import problem_response
+from api.errors import problem_response, request_too_big
 from api.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -66,7 +67,10 @@ def idempotent(view):
                 "An Idempotency-Key is 1 to 255 printable ASCII characters without spaces.",
                 errors=[{"field": HEADER, "message": "Not a valid key."}],
             )
-        fingerprint = _fingerprint(request)
+        try:
+            fingerprint = _fingerprint(request)
+        except RequestDataTooBig:
+            return request_too_big()
         IdempotencyRecord.objects.filter(token=token, key=key, created_at__lt=timezone.now() - KEEP_FOR).delete()
         try:
             with transaction.atomic():

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from api.models import PREFIX_LENGTH, SCOPES, ApiToken
+from dwvlist.redis import api_rate_key
 
 TOKEN_PREFIX = "dwv_"
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -103,7 +104,7 @@ def api_rate_check(*, token: ApiToken) -> int:
         return 0
     now = time.time()
     window = int(now // 60)
-    key = f"ratelimit:api:{token.pk}:{window}"
+    key = api_rate_key(token.pk, window)
     cache.add(key, 0, timeout=120)
     try:
         count = cache.incr(key)

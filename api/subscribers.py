@@ -19,6 +19,7 @@ from api.errors import PROBLEM_STATUSES, ApiProblem, Problem
 from api.idempotency import idempotent
 from subscriptions import services
 from subscriptions.addresses import email_normalize
+from subscriptions.erasure import subscriber_erase
 from subscriptions.models import NAME_MAX_LENGTH, MailingList, Subscriber, Subscription
 
 router = Router(tags=["subscribers"])
@@ -383,6 +384,6 @@ def subscribers_unsubscribe(request, subscriber_id: IdPath, payload: Unsubscribe
     summary="Erase a subscriber: everything goes, a keyed hash stays on the suppression list",
 )
 def subscribers_erase(request, subscriber_id: IdPath):
-    if not services.subscriber_erase(subscriber_id=subscriber_id):
+    if not subscriber_erase(subscriber_id=subscriber_id):
         raise ApiProblem(404, "No such subscriber.")
     return Status(204, None)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,24 +11,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from api import services
 from api.forms import TokenForm
 from api.models import ApiToken
+from dwvlist.access import permission_required
 
 # Tokens act as staff accounts, so whoever manages staff accounts manages them.
 TOKEN_PERMISSION = "auth.change_user"
-
-
-def token_admin_required(view):
-    """Send anonymous users to the login page and refuse staff who may not manage staff accounts."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        user = request.user
-        if not (user.is_active and user.is_staff and user.has_perm(TOKEN_PERMISSION)):
-            raise PermissionDenied("Only admins manage API tokens.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+token_admin_required = permission_required(TOKEN_PERMISSION, refusal="Only admins manage API tokens.")
 
 
 @never_cache

@@ -2,19 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 
 from dwvlist import views
+from subscriptions import views as reader_views
 
 admin.site.site_header = "dwvlist administration"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", reader_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("editor/comments/", include("issues.comment_urls")),
-    path("editor/subscribers/", include("subscriptions.staff_urls")),
+    path("editor/comments/", include("issues.comments.urls")),
+    path("editor/subscribers/", include("subscriptions.staff.urls")),
     path("editor/api-tokens/", include("api.staff_urls")),
     path("editor/", include("issues.urls")),
-    path("archive/", include("issues.archive_urls")),
-    path("webhooks/", include("issues.webhook_urls")),
+    path("archive/", include("issues.archive.urls")),
+    path("webhooks/", include("issues.feedback.urls")),
     path("api/v1/", include("api.urls")),
     path("", include("subscriptions.urls")),
 ]

@@ -3,7 +3,6 @@ from __future__ import annotations
 import redis
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -37,11 +36,3 @@ def healthz(request):
         report["workers"] = {"status": "unknown", "error": "broker unreachable"}
     report["status"] = "ok" if healthy else "down"
     return JsonResponse(report, status=200 if healthy else 503)
-
-
-def home(request):
-    """List the public mailing lists."""
-    from subscriptions.models import MailingList
-
-    lists = MailingList.objects.filter(is_public=True)
-    return render(request, "dwvlist/home.html", {"lists": lists})

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
-from django.http import Http404
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.text import slugify
 
 from issues.models import Delivery, Issue
-from subscriptions.models import MailingList, Subscription
+from subscriptions.models import Subscription
+from subscriptions.selectors import readers_dashboard
 
 _SENT_STATUSES = [
     Delivery.Status.SENT,
@@ -99,7 +96,7 @@ def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:
 
 def issue_preview_headers(*, issue: Issue) -> dict[str, str]:
     """Return the headers a reader's copy carries, with example links; none while the issue has no list."""
-    from issues.delivery import preview_headers
+    from issues.delivery.messages import preview_headers
 
     # The sender and list headers come from the issue's first list.
     if not issue.lists.exists():
@@ -110,104 +107,32 @@ def issue_preview_headers(*, issue: Issue) -> dict[str, str]:
 # The archive --------------------------------------------------------------
 
 
-def archive_lists() -> QuerySet[MailingList]:
-    """Return the lists whose archive anyone may read."""
-    return MailingList.objects.filter(is_public=True, archive_enabled=True).order_by("name")
+DASHBOARD_ISSUES = 8
 
 
-def archive_list_get(*, slug: str) -> MailingList:
-    """Return the list with a readable archive, or raise Http404."""
-    try:
-        return archive_lists().get(slug=slug)
-    except MailingList.DoesNotExist:
-        raise Http404("No such archive.") from None
-
-
-def archive_issues(*, mailing_list: MailingList, query: str = "") -> QuerySet[Issue]:
-    """Return the list's sent issues, newest first, optionally searched."""
-    issues = Issue.objects.filter(lists=mailing_list, status=Issue.Status.SENT, sent_at__isnull=False)
-    query = query.strip()
-    if query:
-        issues = issues.filter(
-            Q(title__icontains=query)
-            | Q(subtitle__icontains=query)
-            | Q(byline__icontains=query)
-            | Q(body__icontains=query)
-        )
-    return issues.order_by("-sent_at", "-id").distinct()
-
-
-def issue_base_slug(issue: Issue) -> str:
-    """Return the issue's slug, or one made from its title when it has none."""
-    return issue.slug or slugify(issue.title)[:100].strip("-") or "issue"
-
-
-@dataclass(frozen=True)
-class ArchiveEntry:
-    issue: Issue
-    slug: str
-    list_slug: str
-
-    @property
-    def year(self) -> str:
-        return f"{timezone.localtime(self.issue.sent_at).year:04d}"
-
-    @property
-    def month(self) -> str:
-        return f"{timezone.localtime(self.issue.sent_at).month:02d}"
-
-    @property
-    def path(self) -> str:
-        """Return the permanent archive path of the issue."""
-        kwargs = {"list_slug": self.list_slug, "year": self.year, "month": self.month, "issue_slug": self.slug}
-        return reverse("archive:issue", kwargs=kwargs)
-
-
-def _month_range(year: int, month: int) -> tuple[datetime.datetime, datetime.datetime]:
-    zone = timezone.get_current_timezone()
-    start = datetime.datetime(year, month, 1, tzinfo=zone)
-    end = datetime.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
-    return start, end
-
-
-def _month_slugs(*, mailing_list: MailingList, year: int, month: int) -> list[ArchiveEntry]:
-    """Return the month's sent issues, oldest first, each with its unique slug.
-
-    The first issue of a month with a given slug keeps it; later ones get
-    their id appended, so every URL stays the same once published.
-    """
-    start, end = _month_range(year, month)
-    issues = (
-        archive_issues(mailing_list=mailing_list).filter(sent_at__gte=start, sent_at__lt=end).order_by("sent_at", "id")
-    )
-    seen: set[str] = set()
-    entries = []
+def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
+    """Return the last issues with their status and delivery figures from the ledger."""
+    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
+    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
+    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
+    for row in rows:
+        counts[row["issue_id"]][row["status"]] = row["n"]
+    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
+    out = []
     for issue in issues:
-        base = issue_base_slug(issue)
-        slug = base if base not in seen else f"{base}-{issue.pk}"
-        seen.add(base)
-        entries.append(ArchiveEntry(issue=issue, slug=slug, list_slug=mailing_list.slug))
-    return entries
+        by_status = counts[issue.pk]
+        out.append(
+            {
+                "issue": issue,
+                "recipients": sum(by_status.values()),
+                "sent": sum(by_status.get(s, 0) for s in accepted),
+                "failed": by_status.get(Delivery.Status.FAILED, 0),
+                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+            }
+        )
+    return out
 
 
-def archive_entries(*, mailing_list: MailingList, issues: list[Issue]) -> list[ArchiveEntry]:
-    """Return the issues with the slugs of their permanent archive URLs."""
-    slugs: dict[int, str] = {}
-    months = {(timezone.localtime(i.sent_at).year, timezone.localtime(i.sent_at).month) for i in issues}
-    for year, month in months:
-        for entry in _month_slugs(mailing_list=mailing_list, year=year, month=month):
-            slugs[entry.issue.pk] = entry.slug
-    return [
-        ArchiveEntry(issue=issue, slug=slugs.get(issue.pk, issue_base_slug(issue)), list_slug=mailing_list.slug)
-        for issue in issues
-    ]
-
-
-def archive_issue_get(*, mailing_list: MailingList, year: int, month: int, slug: str) -> ArchiveEntry:
-    """Return the sent issue at a permanent archive URL, or raise Http404."""
-    if not (1 <= month <= 12 and 1970 <= year <= 9999):
-        raise Http404("No such issue.")
-    for entry in _month_slugs(mailing_list=mailing_list, year=year, month=month):
-        if entry.slug == slug:
-            return entry
-    raise Http404("No such issue.")
+def dashboard_context(*, now=None) -> dict:
+    """Return the editor home's dashboard: the readers' charts, recent issues and the suppression count."""
+    return {**readers_dashboard(now=now), "dashboard_issues": issues_recent()}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import functools
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,40 +15,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dwvlist.access import editor_required
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
+from issues.delivery.ledger import issue_recipient_count
 from issues.forms import IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
+from issues.selectors import dashboard_context
 from subscriptions.exports import csv_cell_safe
-from subscriptions.selectors import dashboard_context
 
-EDITOR_GROUPS = ("Editors", "Admins")
 EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
 PREVIEW_UNSUBSCRIBE_URL = "/u/preview/"
 PREVIEW_PREFERENCES_URL = "/p/preview/"
-
-
-def user_is_editor(user) -> bool:
-    """Return whether the user may use the editor area."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return user.is_staff and user.groups.filter(name__in=EDITOR_GROUPS).exists()
-
-
-def editor_required(view):
-    """Send anonymous users to the login page and refuse other non-editors."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not user_is_editor(request.user):
-            raise PermissionDenied("The editor area is for editors and admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _issue(issue_id: int) -> Issue:
@@ -118,23 +94,27 @@ def _preview_headers(issue: Issue) -> dict[str, str]:
     return selectors.issue_preview_headers(issue=issue)
 
 
+def _preview_context(request, issue: Issue, test_form: TestSendForm) -> dict:
+    """Return the preview page's context: the mail as a reader gets it, and the test-send form."""
+    rendered = _rendered(issue)
+    return {
+        "issue": issue,
+        "editable": issue.status in EDITABLE_STATUSES,
+        "subject": rendered.subject,
+        "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
+        "headers": _preview_headers(issue),
+        "test_form": test_form,
+    }
+
+
 @never_cache
 @require_GET
 @editor_required
 def issue_preview(request, issue_id: int):
     """Show the mail as a reader gets it, with the actions the status allows."""
     issue = _issue(issue_id)
-    rendered = _rendered(issue)
-    default_address = request.user.email or ""
-    context = {
-        "issue": issue,
-        "editable": issue.status in EDITABLE_STATUSES,
-        "subject": rendered.subject,
-        "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
-        "headers": _preview_headers(issue),
-        "test_form": TestSendForm(initial={"addresses": default_address}),
-    }
-    return render(request, "issues/issue_preview.html", context)
+    form = TestSendForm(initial={"addresses": request.user.email or ""})
+    return render(request, "issues/issue_preview.html", _preview_context(request, issue, form))
 
 
 @never_cache
@@ -158,16 +138,7 @@ def issue_test_send(request, issue_id: int):
     issue = _issue(issue_id)
     form = TestSendForm(request.POST)
     if not form.is_valid():
-        rendered = _rendered(issue)
-        context = {
-            "issue": issue,
-            "editable": issue.status in EDITABLE_STATUSES,
-            "subject": rendered.subject,
-            "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
-            "headers": _preview_headers(issue),
-            "test_form": form,
-        }
-        return render(request, "issues/issue_preview.html", context, status=400)
+        return render(request, "issues/issue_preview.html", _preview_context(request, issue, form), status=400)
     if not issue.lists.exists():
         # The sender, footer and list headers come from the issue's first list.
         messages.error(request, "Choose at least one list before sending a test.")
@@ -197,7 +168,7 @@ def issue_schedule(request, issue_id: int):
             when = timezone.localtime(form.cleaned_data["when"])
             messages.success(request, f"Scheduled for {when:%A %d %B %Y at %H:%M}.")
             return redirect("editor:issue_preview", issue_id=issue.pk)
-    count = services.issue_recipient_count(issue=issue)
+    count = issue_recipient_count(issue=issue)
     return render(request, "issues/issue_schedule.html", {"issue": issue, "form": form, "recipient_count": count})
 
 
@@ -236,7 +207,7 @@ def issue_send(request, issue_id: int):
     if issue.status not in EDITABLE_STATUSES:
         messages.info(request, f"This issue is already {issue.get_status_display().lower()}.")
         return redirect("editor:issue_progress", issue_id=issue.pk)
-    count = services.issue_recipient_count(issue=issue)
+    count = issue_recipient_count(issue=issue)
     return render(request, "issues/issue_send.html", {"issue": issue, "recipient_count": count})
 
 
@@ -345,40 +316,3 @@ def issue_retry_failed(request, issue_id: int):
 
 
 # The public archive ---------------------------------------------------------
-
-
-@require_GET
-def archive_index(request):
-    """List the lists whose past issues anyone may read."""
-    return render(request, "issues/archive_index.html", {"lists": selectors.archive_lists()})
-
-
-@require_GET
-def archive_list(request, list_slug: str):
-    """Show one list's sent issues, newest first, paginated and searchable."""
-    mailing_list = selectors.archive_list_get(slug=list_slug)
-    query = request.GET.get("q", "")[:200]
-    issues = selectors.archive_issues(mailing_list=mailing_list, query=query)
-    page = Paginator(issues, 20).get_page(request.GET.get("page"))
-    context = {
-        "mailing_list": mailing_list,
-        "query": query.strip(),
-        "page": page,
-        "entries": selectors.archive_entries(mailing_list=mailing_list, issues=list(page.object_list)),
-    }
-    return render(request, "issues/archive_list.html", context)
-
-
-@require_GET
-def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: str):
-    """Show one sent issue as it was mailed, without anything per reader."""
-    mailing_list = selectors.archive_list_get(slug=list_slug)
-    entry = selectors.archive_issue_get(mailing_list=mailing_list, year=year, month=month, slug=issue_slug)
-    context = {
-        "mailing_list": mailing_list,
-        "entry": entry,
-        "issue": entry.issue,
-        "title": entry.issue.snapshot_subject or entry.issue.title,
-        "article_html": rendering.issue_render_archive(entry.issue),
-    }
-    return render(request, "issues/archive_issue.html", context)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 EDITOR_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "view"]),
+    ("issues", "comment", ["change", "view"]),
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["view"]),
 ]
 ADMIN_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "delete", "view"]),
+    ("issues", "comment", ["change", "view"]),
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),

@@ -12,7 +12,6 @@ from dwvlist.charts import chart_svg_lines
 from subscriptions.models import MailingList, Subscription, Suppression
 
 DASHBOARD_WEEKS = 12
-DASHBOARD_ISSUES = 8
 
 
 def _week_starts(now, weeks: int) -> list:
@@ -95,33 +94,8 @@ def signups_and_unsubscribes(*, weeks: int = DASHBOARD_WEEKS, now=None) -> list[
     ]
 
 
-def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
-    """Return the last issues with their status and delivery figures from the ledger."""
-    from issues.models import Delivery, Issue  # issues depends on subscriptions, not the reverse
-
-    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
-    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
-    for row in rows:
-        counts[row["issue_id"]][row["status"]] = row["n"]
-    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
-    out = []
-    for issue in issues:
-        by_status = counts[issue.pk]
-        out.append(
-            {
-                "issue": issue,
-                "recipients": sum(by_status.values()),
-                "sent": sum(by_status.get(s, 0) for s in accepted),
-                "failed": by_status.get(Delivery.Status.FAILED, 0),
-                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
-            }
-        )
-    return out
-
-
-def dashboard_context(*, now=None) -> dict:
-    """Return the editor home's dashboard: charts, recent issues and the suppression count."""
+def readers_dashboard(*, now=None) -> dict:
+    """Return the readers' part of the editor home's dashboard: growth charts and the suppression count."""
     weeks = signups_and_unsubscribes(now=now)
     return {
         "dashboard_growth_chart": chart_svg_lines(series=list_growth(now=now), title="Active readers per list"),
@@ -133,6 +107,5 @@ def dashboard_context(*, now=None) -> dict:
             title="Signups and unsubscribes per week",
         ),
         "dashboard_weeks": weeks,
-        "dashboard_issues": issues_recent(),
         "dashboard_suppressed": Suppression.objects.count(),
     }
