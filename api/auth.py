@@ -14,6 +14,7 @@ from ninja.security import HttpBearer
 from api import services
 from api.errors import ApiProblem
 from api.models import SCOPES, ApiToken
+from api.parser import nul_refuse
 from dwvlist.access import user_may
 
 _CACHED = "_dwvlist_api_token"
@@ -66,6 +67,7 @@ class Scoped(HttpBearer):
                 needs += f" and the permissions {', '.join(self.permissions)}"
             why = "the token lacks that scope" if scope_missing else "the token's user lacks a permission"
             raise ApiProblem(403, f"This call needs {needs}; {why}.")
+        nul_refuse(request)
         return token
 
     def authenticate(self, request: HttpRequest, token: str):  # pragma: no cover (__call__ does it)

@@ -32,6 +32,27 @@ def _refuse(field: str):
     )
 
 
+def nul_refuse(request) -> None:
+    """Raise a 422 naming the field if the query or the JSON body holds a NUL character anywhere.
+
+    Called before the parameters are parsed, so the problem names the
+    field (the parser's own errors all become a bare 400).
+    """
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in v for v in values):
+            raise _refuse(key.replace("\x00", ""))
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = request.body
+    if b"\\u0000" in body or b"\x00" in body:
+        try:
+            where = _nul_at(json.loads(request.body))
+        except ValueError:
+            return  # not JSON: the parser answers that
+        if where:
+            raise _refuse(where)
+
+
 class StrictParser(Parser):
     def parse_body(self, request):
         data = json.loads(request.body)

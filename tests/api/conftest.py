@@ -94,3 +94,13 @@ def admin_api(token_for) -> ApiClient:
 @pytest.fixture
 def editor_api(token_for) -> ApiClient:
     return token_for("editor")
+
+
+@pytest.fixture
+def eager_celery():
+    """Run queued tasks in the calling process (their mail goes to the outbox)."""
+    from dwvlist.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
