@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 
 from issues.models import Delivery, Issue
@@ -228,3 +229,33 @@ def test_bulk_of_a_thousand_in_one_call(admin_api, news, django_capture_on_commi
     assert response.status_code == 200
     assert response.json()["created"] == 1000
     assert Subscription.objects.filter(status="active", consent_source="api").count() == 1000
+
+
+def test_the_postgresql_page_equals_the_portable_one(admin_api, news, notes):
+    """The page PostgreSQL writes as JSON holds what the ORM path (SQLite's) does."""
+    import json
+    from datetime import datetime
+
+    from django.db import connection
+
+    from api.selectors import subscribers_page_json
+    from api.subscribers import _FIELDS, subscribers_serialize
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    readers = _readers(news, 5)
+    Subscription.objects.create(subscriber=readers[0], mailing_list=notes, status="pending", consent_source="api")
+    texts, last_id = subscribers_page_json(Subscriber.objects.all(), after=0, limit=3)
+    portable = subscribers_serialize(list(Subscriber.objects.order_by("id").values(*_FIELDS)[:3]))
+
+    def times(value):
+        if isinstance(value, dict):
+            return {k: times(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [times(v) for v in value]
+        if isinstance(value, str) and value[:4].isdigit() and "T" in value:
+            return datetime.fromisoformat(value)
+        return value
+
+    assert [times(json.loads(t)) for t in texts] == times(portable)
+    assert last_id == readers[2].pk
