@@ -71,7 +71,8 @@ def idempotent(view):
             fingerprint = _fingerprint(request)
         except RequestDataTooBig:
             return request_too_big()
-        IdempotencyRecord.objects.filter(token=token, key=key, created_at__lt=timezone.now() - KEEP_FOR).delete()
+        # Answers are kept for KEEP_FOR; the token's older ones go as it makes new ones.
+        IdempotencyRecord.objects.filter(token=token, created_at__lt=timezone.now() - KEEP_FOR).delete()
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(token=token, key=key, fingerprint=fingerprint)

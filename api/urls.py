@@ -7,7 +7,7 @@ import functools
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.urls import path
+from django.urls import path, re_path
 from ninja import NinjaAPI
 from ninja.openapi.views import openapi_view
 
@@ -108,6 +108,11 @@ def docs(request):
     return openapi_view(request, api=api)
 
 
+def not_found(request, rest: str = ""):
+    """Answer any other path under /api/v1/ with a problem, not the site's HTML page."""
+    return errors.problem_response(404, "No such API path; the paths are in /api/v1/openapi.json.")
+
+
 _operations_have_scopes()
 app_name = "api"
-urlpatterns = [path("docs", docs, name="docs"), *api.urls[0]]
+urlpatterns = [path("docs", docs, name="docs"), *api.urls[0], re_path(r"^(?P<rest>.+)$", not_found, name="not_found")]

@@ -74,6 +74,7 @@ MATRIX: dict[str, Case] = {
     "api:openapi-json": public(),
     "api:docs": staff(),
     "api:api-root": public(status=404),
+    "api:not_found": public(status=404, kwargs="rest"),
     # The editor area.
     "editor:home": staff(),
     "editor:login": public(),
@@ -268,6 +269,7 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
         "": {},
         "job": {"job_id": world["job"].pk},
         "apitoken": {"token_id": world["apitoken"].pk},
+        "rest": {"rest": "no/such/thing"},
         "subscriber": {"subscriber_id": reader.pk},
         "suppression": {"suppression_id": world["suppression"].pk},
         "list_id": {"list_id": world["list"].pk},

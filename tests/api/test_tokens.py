@@ -170,3 +170,9 @@ def test_the_document_names_scopes_problems_and_idempotency():
     assert create["security"] == [{"bearerToken": ["subscribers:write"]}]
     assert "application/problem+json" in create["responses"]["422"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
+
+
+def test_an_unknown_api_path_is_a_404_problem(admin_api):
+    response = admin_api.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
