@@ -42,7 +42,7 @@ def readers_write(connection, count: int, list_id: int) -> None:
                 SELECT id, %s, 'active', 'import', now(), 'bench', now(), '', now(), now() FROM {subscriber}""",  # noqa: S608
             [list_id],
         )
-        cursor.execute(f"ANALYZE {subscriber}; ANALYZE {subscription}")  # noqa: S608
+        cursor.execute(f"ANALYZE {subscriber}; ANALYZE {subscription}")
 
 
 def main() -> int:
