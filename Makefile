@@ -43,6 +43,7 @@ SMTP_N ?= 100000
 ESP_N ?= 1000000
 ANYMAIL_N ?= 100000
 IMPORT_ROWS ?= 1000000
+STAFF_READERS ?= 1000000
 API_N ?= 1000000
 bench: venv
 	$(PY) -m bench --transport smtp -n $(SMTP_N)
@@ -51,6 +52,7 @@ bench: venv
 	for esp in sendgrid brevo mailjet; do $(PY) -m bench --transport $$esp -n $(ANYMAIL_N) || exit 1; done
 	$(PY) -m bench --transport postmark -n 20000
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)
+	$(PY) -m bench.staff_bench --readers $(STAFF_READERS)
 	$(PY) -m bench.api_bench --readers $(API_N)
 
 clean:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.models import EMAIL_MAX_LENGTH, MailingList, Subscriber
@@ -206,6 +207,8 @@ class DeliveryEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="deliveryevent_unapplied"),
+            # Erasing a reader finds the events that name their address without a scan.
+            models.Index(Lower("recipient"), name="deliveryevent_recipient_lower"),
         ]
 
     def __str__(self) -> str:
@@ -224,6 +227,10 @@ class Comment(models.Model):
     # itself, so that a replayed webhook stores nothing new.
     event_id = models.CharField(max_length=255)
     issue = models.ForeignKey(Issue, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments")
+    # The list it was written to: the issue's it answers, or the one whose contact address it reached.
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
     )

@@ -76,8 +76,13 @@ def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, i
 
 def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int | None = None) -> int:
     """Unsubscribe the reader from every list; return how many changed."""
+    return subscribers_unsubscribe_all(subscriber_ids=[subscriber_id], source=source, issue_id=issue_id)
+
+
+def subscribers_unsubscribe_all(*, subscriber_ids: list[int], source: str, issue_id: int | None = None) -> int:
+    """Unsubscribe the readers from every list, in one statement; return how many subscriptions changed."""
     return (
-        Subscription.objects.filter(subscriber_id=subscriber_id)
+        Subscription.objects.filter(subscriber_id__in=subscriber_ids)
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
         .update(
             status=Subscription.Status.UNSUBSCRIBED,
@@ -109,14 +114,9 @@ def _subscriber_get_or_create(*, email: str, name: str) -> Subscriber:
 
 
 def _consent_fields(
-    *,
-    mailing_list: MailingList,
-    detail: str,
-    now: datetime,
-    confirmed: bool,
-    source: str = Subscription.ConsentSource.FORM,
+    *, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool, source: str, confirm_always: bool
 ) -> dict:
-    active = confirmed or not mailing_list.double_opt_in
+    active = confirmed or not (mailing_list.double_opt_in or confirm_always)
     return {
         "status": Subscription.Status.ACTIVE if active else Subscription.Status.PENDING,
         "consent_source": source,
@@ -137,17 +137,27 @@ def subscription_join(
     now: datetime,
     confirmed: bool,
     source: str = Subscription.ConsentSource.FORM,
+    confirm_always: bool = False,
 ) -> tuple[Subscription, bool]:
     """Put the subscriber on the list; return the row and whether it became active just now.
 
     A new or unsubscribed reader starts over with a fresh consent record;
     a pending or active one is left as is (a repeated post must not reset
     the consent that a confirmation mail already in flight refers to).
+    With confirm_always, the reader confirms by mail even on a list without
+    double opt-in (a request by email proves nothing about who sent it).
     """
     subscription = (
         Subscription.objects.select_for_update().filter(subscriber=subscriber, mailing_list=mailing_list).first()
     )
-    fields = _consent_fields(mailing_list=mailing_list, detail=detail, now=now, confirmed=confirmed, source=source)
+    fields = _consent_fields(
+        mailing_list=mailing_list,
+        detail=detail,
+        now=now,
+        confirmed=confirmed,
+        source=source,
+        confirm_always=confirm_always,
+    )
     if subscription is None:
         try:
             with transaction.atomic():
@@ -162,7 +172,9 @@ def subscription_join(
             setattr(subscription, name, value)
         subscription.save()
         return subscription, subscription.status == Subscription.Status.ACTIVE
-    if subscription.status == Subscription.Status.PENDING and (confirmed or not mailing_list.double_opt_in):
+    if subscription.status == Subscription.Status.PENDING and (
+        confirmed or not (mailing_list.double_opt_in or confirm_always)
+    ):
         subscription.status = Subscription.Status.ACTIVE
         subscription.confirmed_at = now
         subscription.save(update_fields=["status", "confirmed_at", "updated_at"])
@@ -389,6 +401,34 @@ def confirm_link_mail_send(name: str, *, to: str, mailing_list: MailingList | No
             **context,
         },
     )
+
+
+def confirmation_mails_send(*, subscriber_ids: list[int]) -> int:
+    """Mail each reader their confirmation link, at most once per address per interval; return how many were sent.
+
+    For imports and bulk resends: one task takes a thousand readers.
+    """
+    sent = 0
+    emails = dict(Subscriber.objects.filter(pk__in=subscriber_ids).values_list("pk", "email"))
+    for subscriber_id in subscriber_ids:
+        email = emails.get(subscriber_id)
+        if email and confirmation_mail_allowed(email=email):
+            sent += confirmation_mail_send(subscriber_id=subscriber_id)
+    return sent
+
+
+CONFIRMATION_CHUNK = 1000  # readers per confirmation task
+
+
+def confirmation_mails_queue(*, subscriber_ids: list[int]) -> int:
+    """Queue confirmation mails for the readers, CONFIRMATION_CHUNK to a task; return how many tasks."""
+    chunks = [
+        subscriber_ids[start : start + CONFIRMATION_CHUNK]
+        for start in range(0, len(subscriber_ids), CONFIRMATION_CHUNK)
+    ]
+    for chunk in chunks:
+        transaction.on_commit(lambda chunk=chunk: task_queue("subscriptions.tasks.confirmation_mails", chunk))
+    return len(chunks)
 
 
 def confirmation_mail_send(*, subscriber_id: int) -> bool:

@@ -9,11 +9,13 @@ A pattern missing from MATRIX fails test_every_url_has_an_entry: add one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -22,7 +24,8 @@ from api.models import SCOPES
 from api.services import api_token_create
 from api.urls import api as ninja_api
 from issues.models import Issue
-from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
+from subscriptions.files import files_storage
+from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription, Suppression
 from subscriptions.tokens import preferences_token_make, unsubscribe_token_make
 
 LOGIN = 302  # anonymous users are sent to the login page
@@ -65,6 +68,10 @@ MATRIX: dict[str, Case] = {
     "staff:import_job_resume": staff("post", kwargs="job", editor=403, admin=302),
     "staff:import_job_errors": staff(kwargs="job", **ADMINS_ONLY),
     "staff:export": staff(**ADMINS_ONLY),
+    "staff:job": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_json": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_download": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_restart": staff("post", kwargs="staffjob", editor=403, admin=302),
     # API tokens: whoever manages staff accounts (admins).
     "api_tokens:list": staff(**ADMINS_ONLY),
     "api_tokens:revoke": staff("post", kwargs="apitoken", editor=403, admin=302),
@@ -100,6 +107,7 @@ MATRIX: dict[str, Case] = {
     "comments:mark": staff("post", kwargs="comment", editor=404, admin=404),
     "comments:answer": staff("post", kwargs="comment", editor=404, admin=404),
     "comments:publish": staff("post", kwargs="comment", editor=404, admin=404),
+    "comments:request": staff("post", kwargs="comment", editor=404, admin=404),
     # The public archive.
     "archive:index": public(),
     "archive:list": public(kwargs="list"),
@@ -244,6 +252,16 @@ def world(db):
     job = ImportJob.objects.create(
         mailing_list=news, file_name="x.csv", file_path="/nonexistent.csv", consent="given", status="done"
     )
+    content = b"email\n"
+    stored = files_storage().save("exports/matrix.csv", ContentFile(content))
+    staffjob = StaffJob.objects.create(
+        kind="export",
+        status="done",
+        stored_name=stored,
+        file_name="matrix.csv",
+        file_size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
     users = {}
     for role, group in (("editor", "Editors"), ("admin", "Admins")):
         user = User.objects.create_user(role, f"{role}@staff.example.org", "a-long-test-password-42", is_staff=True)
@@ -259,6 +277,7 @@ def world(db):
         "users": users,
         "suppression": suppression,
         "apitoken": apitoken,
+        "staffjob": staffjob,
     }
 
 
@@ -268,6 +287,7 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
     return {
         "": {},
         "job": {"job_id": world["job"].pk},
+        "staffjob": {"job_id": world["staffjob"].pk},
         "apitoken": {"token_id": world["apitoken"].pk},
         "rest": {"rest": "no/such/thing"},
         "subscriber": {"subscriber_id": reader.pk},
