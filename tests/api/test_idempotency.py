@@ -95,3 +95,26 @@ def test_an_unauthenticated_call_with_a_key_is_401(news):
     response = ApiClient(None).post("/subscribers", {"email": "a@example.org", "lists": ["news"]}, headers=KEY)
     assert response.status_code == 401
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_a_repeat_while_the_first_is_still_handled_is_409(admin_api, news):
+    from api.models import ApiToken
+
+    body = {"email": "a@example.org", "lists": ["news"]}
+    first = admin_api.post("/subscribers", body, headers=KEY)
+    record = IdempotencyRecord.objects.get()
+    # As if the first request had not finished yet: its record has no answer.
+    IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=0, body=b"")
+    response = admin_api.post("/subscribers", body, headers=KEY)
+    assert first.status_code == 201 and response.status_code == 409
+    assert ApiToken.objects.count() == 1 and Subscriber.objects.count() == 1
+
+
+def test_a_body_over_the_upload_limit_is_413_with_or_without_a_key(admin_api, news, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    items = [{"email": f"r{n}@example.org", "lists": ["news"]} for n in range(500)]
+    for headers in ({}, KEY):
+        response = admin_api.post("/subscribers/bulk", {"items": items}, headers=headers)
+        assert response.status_code == 413
+        assert response["Content-Type"] == "application/problem+json"
+    assert not Subscriber.objects.exists() and not IdempotencyRecord.objects.exists()
