@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from django.utils import timezone
 
 from api.models import PREFIX_LENGTH, SCOPES, ApiToken
 from dwvlist.redis import api_rate_key
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "dwv_"
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -105,12 +108,17 @@ def api_rate_check(*, token: ApiToken) -> int:
     now = time.time()
     window = int(now // 60)
     key = api_rate_key(token.pk, window)
-    cache.add(key, 0, timeout=120)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=120)
-        count = 1
+        cache.add(key, 0, timeout=120)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=120)
+            count = 1
+    except Exception:
+        # Redis is down: serve the call rather than fail every integration with it.
+        logger.warning("api rate limit unavailable; token %s allowed", token.pk, exc_info=True)
+        return 0
     if count <= limit:
         return 0
     return max(1, int((window + 1) * 60 - now) + 1)
