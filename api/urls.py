@@ -28,6 +28,10 @@ SCHEME = "bearerToken"
 
 
 class DwvlistApi(NinjaAPI):
+    def get_openapi_operation_id(self, operation) -> str:
+        """Name each operation by its function (`subscribers_create`): unique across the routers."""
+        return operation.view_func.__name__
+
     def _operations(self) -> dict:
         found = {}
         for bound in self._get_bound_routers():
