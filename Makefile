@@ -38,13 +38,14 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 # Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/dwvlist_bench).
-# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000
+# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000 API_N=100000
 SMTP_N ?= 100000
 ESP_N ?= 1000000
 ANYMAIL_N ?= 100000
 IMPORT_ROWS ?= 1000000
 STAFF_READERS ?= 1000000
 SEND_REQUEST_N ?= 1000000
+API_N ?= 1000000
 bench: venv
 	$(PY) -m bench --transport smtp -n $(SMTP_N)
 	$(PY) -m bench --transport mailgun -n $(ESP_N)
@@ -54,6 +55,7 @@ bench: venv
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)
 	$(PY) -m bench.staff_bench --readers $(STAFF_READERS)
 	$(PY) -m bench.send_request_bench -n $(SEND_REQUEST_N)
+	$(PY) -m bench.api_bench --readers $(API_N)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -65,3 +65,8 @@ def progress_rate_key(stamp: str) -> str:
 def mailgun_token_key(token: str) -> str:
     """Return the key that marks a Mailgun webhook signature's token as used (it expires with the signature)."""
     return f"dwvlist:webhook:mailgun-token:{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+def api_rate_key(token_id: int, window: int) -> str:
+    """Return the cache key counting an API token's calls in one minute window."""
+    return f"ratelimit:api:{token_id}:{window}"

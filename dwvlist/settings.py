@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "dwvlist.audit",
     "subscriptions",
     "issues",
+    "api",
+    "ninja",  # only for the static files of the API's browsable docs
     "axes",
     "csp",
 ]
@@ -254,6 +256,10 @@ IMPORT_STALL_SECONDS = env_int("IMPORT_STALL_SECONDS", 300, minimum=1)
 STAFF_JOB_STALL_SECONDS = env_int("STAFF_JOB_STALL_SECONDS", 120, minimum=10)
 # The editor home's figures are counted by beat this often, not on each visit.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=5)
+
+# --- The REST API --------------------------------------------------------------
+
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600, minimum=0)  # calls per token per minute; 0: no limit
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 

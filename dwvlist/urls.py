@@ -22,9 +22,11 @@ urlpatterns = [
     path("editor/audit/", include("dwvlist.audit.urls")),
     path("editor/comments/", include("issues.comments.urls")),
     path("editor/subscribers/", include("subscriptions.staff.urls")),
+    path("editor/api-tokens/", include("api.staff_urls")),
     path("editor/", include("issues.urls")),
     path("archive/", include("issues.archive.urls")),
     path("webhooks/", include("issues.feedback.urls")),
     path("", include("issues.feedback.bounces.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("subscriptions.urls")),
 ]

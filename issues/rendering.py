@@ -151,6 +151,13 @@ def issue_render(issue: Issue) -> RenderedIssue:
     return RenderedIssue(subject=subject, html=html, text=text, placeholders_dropped=dropped)
 
 
+def issue_rendered(issue: Issue) -> RenderedIssue:
+    """Return what readers got (the frozen snapshot) or would get (a fresh render)."""
+    if issue.snapshot_html:
+        return RenderedIssue(subject=issue.snapshot_subject, html=issue.snapshot_html, text=issue.snapshot_text)
+    return issue_render(issue)
+
+
 def issue_render_archive(issue: Issue) -> str:
     """Return the sanitised article (subtitle, byline, body) for the archive page.
 

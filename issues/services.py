@@ -23,6 +23,31 @@ from issues.selectors import ledger_counts
 
 log = logging.getLogger(__name__)
 
+EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
+
+
+def issue_draft_save(*, form, actor=None) -> Issue:
+    """Save a valid IssueForm (a new issue, or one not yet sending) and its lists; return the issue.
+
+    A new issue's author is the actor (also the audit trail's hook).
+    Refuses an issue that started sending meanwhile: what readers get is
+    frozen then.
+    """
+    with transaction.atomic():
+        created = form.instance.pk is None
+        if not created:
+            status = Issue.objects.select_for_update().filter(pk=form.instance.pk).values_list("status", flat=True)
+            if status.first() not in EDITABLE_STATUSES:
+                raise ValidationError("This issue has started sending (or was cancelled): it can no longer be edited.")
+        saved = form.save(commit=False)
+        if saved.author_id is None and actor is not None and actor.is_authenticated:
+            saved.author = actor
+        saved.save()
+        form.save_m2m()
+        action = AuditEntry.Action.ISSUE_CREATED if created else AuditEntry.Action.ISSUE_EDITED
+        audit_record(action=action, object_id=saved.pk, summary=f"{saved.title}: {', '.join(form.changed_data)}"[:500])
+    return saved
+
 
 def issue_freeze(*, issue: Issue) -> None:
     """Render the issue once into its snapshot: what readers get and the archive shows."""

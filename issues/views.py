@@ -7,7 +7,6 @@ import csv
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,12 +16,10 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dwvlist.access import editor_required
-from dwvlist.audit.models import AuditEntry
-from dwvlist.audit.services import audit_record
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
 from issues.delivery.ledger import issue_recipient_count
-from issues.delivery.messages import preview_headers
+from issues.delivery.messages import issue_preview_headers
 from issues.forms import IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
 from issues.selectors import dashboard_context
@@ -50,15 +47,13 @@ def home(request):
 
 def _form_page(request, *, issue: Issue | None):
     form = IssueForm(request.POST or None, instance=issue)
+    saved = None
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            saved = form.save(commit=False)
-            if saved.author_id is None:
-                saved.author = request.user
-            saved.save()
-            form.save_m2m()
-            action = AuditEntry.Action.ISSUE_EDITED if issue is not None else AuditEntry.Action.ISSUE_CREATED
-            audit_record(action=action, object_id=saved.pk, summary=f"{saved.title}: {', '.join(form.changed_data)}")
+        try:
+            saved = services.issue_draft_save(form=form, actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    if saved is not None:
         if form.cleaned_data.get("scheduled_at") and saved.status == Issue.Status.DRAFT:
             messages.info(request, "Saved. Confirm the send time to schedule the issue.")
             return redirect("editor:issue_schedule", issue_id=saved.pk)
@@ -86,12 +81,7 @@ def issue_edit(request, issue_id: int):
 
 
 def _rendered(issue: Issue) -> rendering.RenderedIssue:
-    """Return what readers got (the snapshot) or would get (a fresh render)."""
-    if issue.snapshot_html:
-        return rendering.RenderedIssue(
-            subject=issue.snapshot_subject, html=issue.snapshot_html, text=issue.snapshot_text
-        )
-    return rendering.issue_render(issue)
+    return rendering.issue_rendered(issue)
 
 
 def _preview_links(request) -> dict[str, str]:
@@ -102,10 +92,7 @@ def _preview_links(request) -> dict[str, str]:
 
 
 def _preview_headers(issue: Issue) -> dict[str, str]:
-    # The sender and list headers come from the issue's first list.
-    if not issue.lists.exists():
-        return {}
-    return preview_headers(issue=issue)
+    return issue_preview_headers(issue=issue)
 
 
 def _preview_context(request, issue: Issue, test_form: TestSendForm) -> dict:

@@ -85,6 +85,7 @@ class Subscription(models.Model):
         IMPORT = "import", "Import"
         ADMIN = "admin", "Added by an admin"
         EMAIL = "email", "Asked by email"
+        API = "api", "Added through the API"
 
     class UnsubscribeSource(models.TextChoices):
         LINK = "link", "Unsubscribe link"
@@ -95,6 +96,7 @@ class Subscription(models.Model):
         COMPLAINT = "complaint", "Spam complaint"
         BOUNCE = "bounce", "Bounce"
         ADMIN = "admin", "Admin"
+        API = "api", "Through the API"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
     mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="subscriptions")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -236,6 +237,146 @@ def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList],
             subscriber_id = subscriber.pk
             transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
         welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
+
+
+# --- Added and changed by staff (the API) -----------------------------------------
+
+
+@dataclass
+class SubscriberUpsert:
+    """What subscriber_upsert did: "created", "updated" or "unchanged"."""
+
+    subscriber: Subscriber
+    result: str
+
+
+def subscriber_upsert(
+    *,
+    email: str,
+    name: str | None,
+    lists: Sequence[MailingList],
+    consent_given: bool,
+    detail: str,
+    source: str = Subscription.ConsentSource.API,
+    actor=None,
+) -> SubscriberUpsert:
+    """Add the address (or find it) and put it on the lists, recording the consent.
+
+    The address must already be normalised (addresses.email_normalize). A
+    name given replaces the reader's; lists they are already on (active or
+    pending) are left as they are, and no list is removed. Double opt-in
+    lists get a pending subscription and a confirmation mail unless
+    `consent_given` (the caller vouches for a consent obtained elsewhere,
+    recorded in `detail`). A suppressed address is refused. `actor` is the
+    staff user behind the call, for the audit trail.
+    """
+    if suppression_exists(email=email):
+        raise ValidationError("This address is on the suppression list and cannot be added.", code="suppressed")
+    now = timezone.now()
+    with transaction.atomic():
+        created = not Subscriber.objects.filter(email__iexact=email).exists()
+        subscriber = _subscriber_get_or_create(email=email, name=name or "")
+        changed = created
+        if name is not None and subscriber.name != name:
+            subscriber.name = name
+            subscriber.save(update_fields=["name", "updated_at"])
+            changed = True
+        pending = False
+        welcome: list[int] = []
+        for mailing_list in lists:
+            before = (
+                Subscription.objects.filter(subscriber=subscriber, mailing_list=mailing_list)
+                .values_list("status", flat=True)
+                .first()
+            )
+            subscription, activated = subscription_join(
+                subscriber=subscriber,
+                mailing_list=mailing_list,
+                detail=detail,
+                now=now,
+                confirmed=consent_given,
+                source=source,
+            )
+            changed = changed or subscription.status != before
+            pending = pending or subscription.status == Subscription.Status.PENDING
+            if activated and mailing_list.send_welcome:
+                welcome.append(mailing_list.pk)
+        if pending and changed and confirmation_mail_allowed(email=subscriber.email):
+            subscriber_id = subscriber.pk
+            transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
+        welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
+    result = "created" if created else ("updated" if changed else "unchanged")
+    return SubscriberUpsert(subscriber=subscriber, result=result)
+
+
+def subscriber_lists_set(
+    *,
+    subscriber_id: int,
+    lists: Sequence[MailingList],
+    consent_given: bool,
+    detail: str,
+    source: str = Subscription.ConsentSource.API,
+    actor=None,
+) -> None:
+    """Make the lists exactly those the reader gets (or is confirming): join the new, leave the others."""
+    subscriber = Subscriber.objects.get(pk=subscriber_id)
+    wanted = {ml.pk for ml in lists}
+    on = set(
+        subscriber.subscriptions.exclude(status=Subscription.Status.UNSUBSCRIBED).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
+    joining = [ml for ml in lists if ml.pk not in on]
+    with transaction.atomic():
+        if joining:
+            subscriber_upsert(
+                email=subscriber.email,
+                name=None,
+                lists=joining,
+                consent_given=consent_given,
+                detail=detail,
+                source=source,
+                actor=actor,
+            )
+        for list_id in subscriber.subscriptions.exclude(mailing_list_id__in=wanted).values_list(
+            "mailing_list_id", flat=True
+        ):
+            subscription_unsubscribe(
+                subscriber_id=subscriber_id, list_id=list_id, source=Subscription.UnsubscribeSource.API
+            )
+
+
+def subscriber_name_set(*, subscriber_id: int, name: str, actor=None) -> bool:
+    """Set the reader's name; return False if it was already that."""
+    updated = (
+        Subscriber.objects.filter(pk=subscriber_id).exclude(name=name).update(name=name, updated_at=timezone.now())
+    )
+    return updated == 1
+
+
+def suppression_remove(*, suppression_id: int, actor=None) -> bool:
+    """Take an address off the suppression list; return False if it was not there.
+
+    An erased reader's entry stays: they asked never to be mailed again,
+    and only its hash is left to match against.
+    """
+    entry = Suppression.objects.filter(pk=suppression_id).first()
+    if entry is None:
+        return False
+    if entry.reason == Suppression.Reason.ERASED or not entry.email:
+        raise ValidationError("An erased reader's entry cannot be removed: they asked never to be mailed again.")
+    return Suppression.objects.filter(pk=suppression_id).delete()[0] > 0
+
+
+def mailing_list_save(*, mailing_list: MailingList, actor=None) -> MailingList:
+    """Validate the list's fields as the admin's form does and save it; raise ValidationError naming the fields."""
+    for name in ("name", "from_name"):
+        value = getattr(mailing_list, name)
+        if "\r" in value or "\n" in value:
+            raise ValidationError({name: "Must be a single line, without line breaks."})
+    mailing_list.full_clean()
+    mailing_list.save()
+    return mailing_list
 
 
 # --- Confirming -------------------------------------------------------------------

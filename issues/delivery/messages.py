@@ -102,3 +102,11 @@ def preview_headers(*, issue: Issue) -> dict[str, str]:
         headers["Reply-To"] = primary.reply_to
     headers.update(example.headers)
     return headers
+
+
+def issue_preview_headers(*, issue: Issue) -> dict[str, str]:
+    """Return the headers a reader's copy carries, with example links; none while the issue has no list."""
+    # The sender and list headers come from the issue's first list.
+    if not issue.lists.exists():
+        return {}
+    return preview_headers(issue=issue)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -161,10 +162,19 @@ def test_editor_pages_have_no_serious_accessibility_violations(axe_available, jo
         (f"/editor/subscribers/import/{job.pk}/", "import job"),
         ("/editor/audit/", "audit trail"),
         ("/editor/audit/?action=list.changed&actor=admin", "audit trail, filtered"),
+        ("/editor/api-tokens/", "API tokens"),
     ]:
         response = journey.goto(path, label)
         assert response.status == 200, f"{label}: {path} answered {response.status}"
         journey.accessibility_check(label)
+    # A new API token: its secret is shown once, on the answer to the form.
+    journey.goto("/editor/api-tokens/", "API tokens again")
+    page.get_by_label("Name").fill("Website signup form")
+    page.get_by_label("subscribers:write", exact=False).check()
+    page.get_by_role("button", name="Create the token").click()
+    expect(page.get_by_role("textbox", name="Token", exact=True)).to_have_value(re.compile(r"^dwv_"))
+    journey.step("API token created")
+    journey.accessibility_check("API token created")
     # The page must not be judged before its poller has filled it in.
     journey.goto(f"/editor/issues/{issue.pk}/progress/", "progress, polled")
     expect(page.locator("#progress-note")).to_have_text("Finished.")
