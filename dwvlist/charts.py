@@ -50,8 +50,7 @@ def _nice_ceiling(value: float) -> tuple[float, float]:
 def _open(*, title: str, desc: str, width: int, height: int, chart_id: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" aria-labelledby="{chart_id}-title {chart_id}-desc" '
-        f'style="max-width:100%;height:auto;font-family:system-ui,sans-serif">',
+        f'viewBox="0 0 {width} {height}" aria-labelledby="{chart_id}-title {chart_id}-desc">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
         f'<text x="{_MARGIN_LEFT}" y="18" font-size="14" font-weight="600" fill="currentColor">{escape(title)}</text>',
@@ -94,8 +93,14 @@ def _x_labels(*, labels: list[str], xs: list[float], bottom: float) -> list[str]
     for index, (label, x) in enumerate(zip(labels, xs, strict=True)):
         if index % every and index != len(labels) - 1:
             continue
+        # The first and last labels lean inwards so neither is cut at the edge.
+        anchor = "middle"
+        if len(labels) > 1 and index == len(labels) - 1:
+            anchor = "end"
+        elif len(labels) > 1 and index == 0:
+            anchor = "start"
         parts.append(
-            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" font-size="11" '
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="{anchor}" font-size="12" '
             f'fill="currentColor">{escape(label)}</text>'
         )
     return parts

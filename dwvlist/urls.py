@@ -16,3 +16,7 @@ urlpatterns = [
     path("webhooks/", include("issues.webhook_urls")),
     path("", include("subscriptions.urls")),
 ]
+
+handler403 = "dwvlist.views.error_forbidden"
+handler404 = "dwvlist.views.error_not_found"
+handler500 = "dwvlist.views.error_server"

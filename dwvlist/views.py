@@ -45,3 +45,35 @@ def home(request):
 
     lists = MailingList.objects.filter(is_public=True)
     return render(request, "dwvlist/home.html", {"lists": lists})
+
+
+# Our own error pages, with the staff navigation for staff -----------------------
+
+
+def _error_page(request, *, template: str, status: int, context: dict | None = None):
+    from dwvlist.navigation import staff_nav_items
+
+    nav = staff_nav_items(request=request, error_page=True)
+    return render(request, template, {"staff_nav": nav, **(context or {})}, status=status)
+
+
+def error_forbidden(request, exception=None):
+    """Explain a refusal in words, with the way back (handler403)."""
+    reason = str(exception) if exception is not None and str(exception) else ""
+    return _error_page(request, template="403.html", status=403, context={"reason": reason})
+
+
+def error_not_found(request, exception=None):
+    """Answer an unknown address with our own page (handler404)."""
+    return _error_page(request, template="404.html", status=404)
+
+
+def error_server(request):
+    """Answer a crash with our own page; plain if even that cannot be drawn (handler500)."""
+    try:
+        return _error_page(request, template="500.html", status=500)
+    except Exception:  # the database or a template may be what failed: draw without them
+        from django.http import HttpResponseServerError
+        from django.template import loader
+
+        return HttpResponseServerError(loader.get_template("500_plain.html").render())

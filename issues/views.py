@@ -24,7 +24,7 @@ from issues.delivery import preview_headers
 from issues.forms import IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
 from subscriptions.exports import csv_cell_safe
-from subscriptions.selectors import dashboard_context
+from subscriptions.selectors import dashboard_context, issues_figures
 
 EDITOR_GROUPS = ("Editors", "Admins")
 EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
@@ -66,7 +66,9 @@ def home(request):
     """Show the dashboard and the issues with their statuses."""
     issues = Issue.objects.prefetch_related("lists").order_by("-created_at", "-id")
     page = Paginator(issues, 25).get_page(request.GET.get("page"))
-    context = {**dashboard_context(), "page": page, "issues": page.object_list, "show_dashboard": True}
+    figures = issues_figures(issue_ids=[issue.pk for issue in page.object_list])
+    rows = [{"issue": issue, **figures[issue.pk]} for issue in page.object_list]
+    context = {**dashboard_context(), "page": page, "rows": rows, "show_dashboard": True}
     return render(request, "issues/home.html", context)
 
 

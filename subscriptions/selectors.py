@@ -95,29 +95,33 @@ def signups_and_unsubscribes(*, weeks: int = DASHBOARD_WEEKS, now=None) -> list[
     ]
 
 
-def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
-    """Return the last issues with their status and delivery figures from the ledger."""
-    from issues.models import Delivery, Issue  # issues depends on subscriptions, not the reverse
+def issues_figures(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return each issue's recipients, sent, bounced and failed, counted from the ledger."""
+    from issues.models import Delivery  # issues depends on subscriptions, not the reverse
 
-    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts: dict[int, dict[str, int]] = {issue.pk: {} for issue in issues}
+    counts: dict[int, dict[str, int]] = {issue_id: {} for issue_id in issue_ids}
     rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
     for row in rows:
         counts[row["issue_id"]][row["status"]] = row["n"]
     accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
-    out = []
-    for issue in issues:
-        by_status = counts[issue.pk]
-        out.append(
-            {
-                "issue": issue,
-                "recipients": sum(by_status.values()),
-                "sent": sum(by_status.get(s, 0) for s in accepted),
-                "failed": by_status.get(Delivery.Status.FAILED, 0),
-                "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
-            }
-        )
-    return out
+    return {
+        issue_id: {
+            "recipients": sum(by_status.values()),
+            "sent": sum(by_status.get(s, 0) for s in accepted),
+            "failed": by_status.get(Delivery.Status.FAILED, 0),
+            "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+        }
+        for issue_id, by_status in counts.items()
+    }
+
+
+def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
+    """Return the last issues with their status and delivery figures from the ledger."""
+    from issues.models import Issue
+
+    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
+    figures = issues_figures(issue_ids=[issue.pk for issue in issues])
+    return [{"issue": issue, **figures[issue.pk]} for issue in issues]
 
 
 def dashboard_context(*, now=None) -> dict:
@@ -133,6 +137,5 @@ def dashboard_context(*, now=None) -> dict:
             title="Signups and unsubscribes per week",
         ),
         "dashboard_weeks": weeks,
-        "dashboard_issues": issues_recent(),
         "dashboard_suppressed": Suppression.objects.count(),
     }

@@ -28,7 +28,7 @@ def test_editor_composes_previews_tests_sends_and_finds_the_issue_in_the_archive
     readers_create(mailing_list=news, count=READERS)
 
     journey.login(username="editor", password=PASSWORD)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Editor")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Issues")
 
     # Compose: paste a plain-text article with links.
     page.get_by_role("link", name="Write a new issue").click()

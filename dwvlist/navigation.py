@@ -1,0 +1,98 @@
+"""The one staff navigation: which places a staff member sees, and where they are.
+
+Every page under /editor/ and /admin/ (and our error pages) shows it to
+editors and admins; readers' pages keep the public menu.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
+
+EDITOR_GROUPS = ("Editors", "Admins")
+# Admins manage subscribers; editors read about them.
+ADMIN_PERMISSION = "subscriptions.add_subscriber"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    current: str = ""  # "page" on the place itself, "true" inside it, "" elsewhere
+    badge: str = ""  # a count shown after the label, e.g. unhandled comments
+    badge_label: str = ""
+
+
+def staff_is_editor(user) -> bool:
+    """Return whether the user may use the editor area (editors, admins, superusers)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.is_staff and user.groups.filter(name__in=EDITOR_GROUPS).exists()
+
+
+def staff_is_admin(user) -> bool:
+    """Return whether the user may act on subscribers, imports and the Django admin."""
+    return staff_is_editor(user) and user.is_staff and user.has_perm(ADMIN_PERMISSION)
+
+
+def _url(name: str) -> str:
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
+
+
+def _staff_area(path: str) -> bool:
+    editor, admin = _url("editor:home") or "/editor/", _url("admin:index") or "/admin/"
+    return path.startswith(editor) or path.startswith(admin)
+
+
+def _unhandled_comments() -> int:
+    from issues.models import Comment
+
+    return Comment.objects.filter(status=Comment.Status.UNHANDLED).count()
+
+
+def _mark_current(items: list[NavItem], path: str) -> list[NavItem]:
+    # The longest link that the path starts with is where the user is.
+    best = max((i for i in items if i.url and path.startswith(i.url)), key=lambda i: len(i.url), default=None)
+    if best is None:
+        return items
+    state = "page" if best.url == path else "true"
+    return [NavItem(**{**i.__dict__, "current": state}) if i is best else i for i in items]
+
+
+def staff_nav_build(*, user, path: str, error_page: bool = False) -> list[NavItem]:
+    """Return the navigation items for this user on this path, or [] where none is shown."""
+    if not (error_page or _staff_area(path)) or not staff_is_editor(user):
+        return []
+    unhandled = _unhandled_comments()
+    items = [
+        NavItem("Issues", _url("editor:home")),
+        NavItem("New issue", _url("editor:issue_new")),
+        NavItem(
+            "Comments",
+            _url("comments:list"),
+            badge=f"{unhandled:,}" if unhandled else "",
+            badge_label=f"{unhandled:,} unhandled" if unhandled else "",
+        ),
+    ]
+    readers = _url("readers:list")
+    if readers:
+        items.append(NavItem("Subscribers", readers))
+    if staff_is_admin(user):
+        items.append(NavItem("Import and export", _url("staff:import")))
+        items.append(NavItem("Django admin", _url("admin:index")))
+    items.append(NavItem("Archive", _url("archive:index")))
+    return _mark_current([i for i in items if i.url], path)
+
+
+def staff_nav_items(*, request, error_page: bool = False):
+    """Return the request's navigation, worked out only if a template asks for it."""
+    return SimpleLazyObject(
+        lambda: staff_nav_build(user=getattr(request, "user", None), path=request.path, error_page=error_page)
+    )
