@@ -126,3 +126,29 @@ class ScheduleForm(forms.Form):
 
     def clean_when(self):
         return _refuse_past(self.cleaned_data["when"])
+
+
+class DraftForm(IssueForm):
+    """What the compose page sends while the editor types: saved as a draft, or previewed.
+
+    Only a title is needed; lists and body may still be missing. The send
+    time is confirmed only through the normal save.
+    """
+
+    class Meta(IssueForm.Meta):
+        fields = ["title", "subtitle", "byline", "body", "lists"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["scheduled_at"]
+        self.fields["lists"].required = False
+        self.fields["body"].required = False
+
+    def clean_body(self):
+        body = self.cleaned_data["body"]
+        if len(body) > MAX_BODY_LENGTH:
+            raise ValidationError(
+                f"The body is too long: {len(body):,} characters, the most is {MAX_BODY_LENGTH:,} (1 MB).",
+                code="too_long",
+            )
+        return body

@@ -97,9 +97,13 @@ def _text_body(source: str) -> str:
     return _INLINE_LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>" if m.group(1) else f"<{m.group(2)}>", source)
 
 
-def issue_render(issue: Issue) -> RenderedIssue:
-    """Render the issue's mail with the footer and the two link placeholders."""
-    mailing_list = _primary_list(issue)
+def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> RenderedIssue:
+    """Render the issue's mail with the footer and the two link placeholders.
+
+    The footer and list name come from mailing_list when given (an unsaved
+    draft in the live preview), else from the issue's first list.
+    """
+    mailing_list = mailing_list or _primary_list(issue)
     footer_text = (mailing_list.footer_text if mailing_list else "").strip()
     subject = _one_line(issue.title)
     context = {

@@ -67,6 +67,10 @@ MATRIX: dict[str, Case] = {
     "editor:logout": public("post", status=302),
     "editor:issue_new": staff(),
     "editor:issue_preview": staff(kwargs="issue"),
+    "editor:issue_draft_preview": staff("post", editor=400, admin=400),  # no preview slot given
+    "editor:issue_draft_preview_html": staff(kwargs="slot"),
+    "editor:issue_autosave_new": staff("post", editor=400, admin=400),  # no title given
+    "editor:issue_autosave": staff("post", kwargs="issue", editor=400, admin=400),
     "editor:issue_preview_html": staff(kwargs="issue"),
     "editor:issue_edit": staff(kwargs="issue"),
     "editor:issue_test_send": staff("post", kwargs="issue", editor=400, admin=400),  # no addresses given
@@ -166,6 +170,7 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
         "job": {"job_id": world["job"].pk},
         "issue": {"issue_id": world["issue"].pk},
         "comment": {"comment_id": 999_999},
+        "slot": {"slot": "a-preview-slot"},
         "list": {"list_slug": world["list"].slug},
         "archive_issue": {"list_slug": world["list"].slug, "year": 2020, "month": 1, "issue_slug": "nothing"},
         "token": {"token": preferences_token_make(subscriber_id=reader.pk) if good else "forged-token"},
