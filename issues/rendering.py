@@ -7,6 +7,7 @@ filled in (rendered_personalize), it is never rendered again.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -154,3 +155,17 @@ def issue_render_archive(issue: Issue) -> str:
 def rendered_personalize(content: str, *, unsubscribe_url: str, preferences_url: str) -> str:
     """Fill one reader's links into a rendered part."""
     return content.replace(UNSUBSCRIBE_URL, unsubscribe_url).replace(PREFERENCES_URL, preferences_url)
+
+
+DESCRIPTION_LENGTH = 200
+
+
+def archive_description(*, issue: Issue, article_html: str) -> str:
+    """Return a short plain-text summary of the issue for link previews (Open Graph, search results)."""
+    if issue.subtitle.strip():
+        return _one_line(issue.subtitle)[:DESCRIPTION_LENGTH]
+    body = article_html.split('<div class="body">', 1)[-1]
+    text = _one_line(html.unescape(re.sub(r"<[^>]+>", " ", body)))
+    if len(text) <= DESCRIPTION_LENGTH:
+        return text
+    return text[: DESCRIPTION_LENGTH - 1].rsplit(" ", 1)[0] + "…"

@@ -7,6 +7,7 @@ import functools
 import re
 import secrets
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
@@ -24,10 +25,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
+from issues.comments import comments_published
 from issues.delivery import preview_headers
 from issues.forms import DraftForm, IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
 from subscriptions.exports import csv_cell_safe
+from subscriptions.forms import SubscribeForm
 from subscriptions.selectors import dashboard_context, issues_figures
 
 EDITOR_GROUPS = ("Editors", "Admins")
@@ -481,11 +484,20 @@ def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: st
     """Show one sent issue as it was mailed, without anything per reader."""
     mailing_list = selectors.archive_list_get(slug=list_slug)
     entry = selectors.archive_issue_get(mailing_list=mailing_list, year=year, month=month, slug=issue_slug)
+    issue = entry.issue
+    older, newer = selectors.archive_neighbours(mailing_list=mailing_list, issue=issue)
+    article_html = rendering.issue_render_archive(issue)
     context = {
         "mailing_list": mailing_list,
         "entry": entry,
-        "issue": entry.issue,
-        "title": entry.issue.snapshot_subject or entry.issue.title,
-        "article_html": rendering.issue_render_archive(entry.issue),
+        "issue": issue,
+        "title": issue.snapshot_subject or issue.title,
+        "article_html": article_html,
+        "description": rendering.archive_description(issue=issue, article_html=article_html),
+        "page_url": settings.SITE_URL + entry.path,
+        "older": older,
+        "newer": newer,
+        "letters": comments_published(issue=issue),
+        "subscribe_form": SubscribeForm(initial={"lists": [mailing_list.slug]}),
     }
     return render(request, "issues/archive_issue.html", context)
