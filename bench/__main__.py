@@ -84,14 +84,14 @@ def _ledger_alone(n: int) -> float:
     """Write a 1-in-1 ledger for a throwaway issue with nothing else running; return seconds."""
     from django.db import connection
 
-    from issues import services
+    from issues.delivery import ledger
     from issues.models import Delivery, Issue
     from subscriptions.models import MailingList
 
     issue = Issue.objects.create(title="Ledger timing", body="x", status="sending")
     issue.lists.set(MailingList.objects.all())
     started = time.monotonic()
-    written = services.ledger_write(issue=issue)
+    written = ledger.ledger_write(issue=issue)
     seconds = time.monotonic() - started
     assert written == n, (written, n)
     with connection.cursor() as cursor:
@@ -160,7 +160,7 @@ def main() -> int:
 
     redis.Redis.from_url(redis_url).flushdb()
 
-    from bench.sinks import EspSink, FastSmtpSink
+    from tests.fakes.sinks import EspSink, FastSmtpSink
 
     if args.transport == "smtp":
         sink = FastSmtpSink().start()

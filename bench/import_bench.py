@@ -68,7 +68,7 @@ def main() -> int:
         from django.utils import timezone
 
         call_command("migrate", verbosity=0)
-        from subscriptions.imports import import_job_create, import_job_run
+        from subscriptions.imports.jobs import import_job_create, import_job_run
         from subscriptions.models import MailingList, Subscriber, Subscription
         from subscriptions.services import suppression_add
 

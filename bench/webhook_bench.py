@@ -42,7 +42,7 @@ def main() -> int:
     from django.conf import settings
     from django.test import Client
 
-    from issues.feedback import delivery_find
+    from issues.feedback.events import delivery_find
     from issues.models import Delivery, SentMessage
 
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}

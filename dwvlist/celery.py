@@ -17,6 +17,20 @@ app.conf.task_queues = (
     Queue("bulk", Exchange("bulk"), routing_key="bulk"),
 )
 app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
+# Each app's tasks.py, and those of the subpackages that have their own.
 app.autodiscover_tasks()
+app.autodiscover_tasks(["issues.delivery", "issues.feedback", "subscriptions.imports"])
+
+
+def task_queue(name: str, *args, countdown: float | None = None) -> None:
+    """Queue the task registered as `name` with these arguments.
+
+    Services queue work through this instead of importing the tasks
+    modules, which import the services: no import cycle, lazy or not.
+    """
+    if name not in app.tasks:
+        app.loader.import_default_modules()  # a web process has not imported the tasks modules yet
+    app.tasks[name].apply_async(args, countdown=countdown)
+
 
 import dwvlist.heartbeat  # noqa: E402,F401  (connects the worker signals)

@@ -14,29 +14,26 @@ import redis
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
-KEY_PREFIX = "dwvlist:worker:"
+from dwvlist.redis import WORKER_PREFIX, redis_client
+
 _stop = threading.Event()
-
-
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
 def heartbeat_write(*, hostname: str) -> None:
     """Record that the worker named hostname is alive now."""
-    _client().set(KEY_PREFIX + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
+    redis_client().set(WORKER_PREFIX + hostname, str(time.time()), ex=settings.WORKER_HEARTBEAT_MAX_AGE)
 
 
 def workers_seen() -> dict[str, float]:
     """Return {hostname: seconds since last heartbeat} for live workers."""
-    client = _client()
+    client = redis_client()
     now = time.time()
     seen = {}
-    for key in client.scan_iter(match=KEY_PREFIX + "*", count=100):
+    for key in client.scan_iter(match=WORKER_PREFIX + "*", count=100):
         value = client.get(key)
         if value is None:
             continue
-        seen[key.decode().removeprefix(KEY_PREFIX)] = round(now - float(value), 1)
+        seen[key.decode().removeprefix(WORKER_PREFIX)] = round(now - float(value), 1)
     return seen
 
 
@@ -62,6 +59,6 @@ def _stop_heartbeat(sender=None, **kwargs) -> None:
     hostname = getattr(sender, "hostname", None)
     if hostname:
         try:
-            _client().delete(KEY_PREFIX + hostname)
+            redis_client().delete(WORKER_PREFIX + hostname)
         except redis.RedisError:
             pass

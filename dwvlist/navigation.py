@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
-EDITOR_GROUPS = ("Editors", "Admins")
-# Admins manage subscribers; editors read about them.
-ADMIN_PERMISSION = "subscriptions.add_subscriber"
-
+from dwvlist import access
 
 @dataclass(frozen=True)
 class NavItem:
@@ -23,20 +20,6 @@ class NavItem:
     current: str = ""  # "page" on the place itself, "true" inside it, "" elsewhere
     badge: str = ""  # a count shown after the label, e.g. unhandled comments
     badge_label: str = ""
-
-
-def staff_is_editor(user) -> bool:
-    """Return whether the user may use the editor area (editors, admins, superusers)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return user.is_staff and user.groups.filter(name__in=EDITOR_GROUPS).exists()
-
-
-def staff_is_admin(user) -> bool:
-    """Return whether the user may act on subscribers, imports and the Django admin."""
-    return staff_is_editor(user) and user.is_staff and user.has_perm(ADMIN_PERMISSION)
 
 
 def _url(name: str) -> str:
@@ -68,23 +51,22 @@ def _mark_current(items: list[NavItem], path: str) -> list[NavItem]:
 
 def staff_nav_build(*, user, path: str, error_page: bool = False) -> list[NavItem]:
     """Return the navigation items for this user on this path, or [] where none is shown."""
-    if not (error_page or _staff_area(path)) or not staff_is_editor(user):
+    if user is None or not (error_page or _staff_area(path)) or not access.user_may(user, access.EDITOR):
         return []
-    unhandled = _unhandled_comments()
-    items = [
-        NavItem("Issues", _url("editor:home")),
-        NavItem("New issue", _url("editor:issue_new")),
-        NavItem(
-            "Comments",
-            _url("comments:list"),
-            badge=f"{unhandled:,}" if unhandled else "",
-            badge_label=f"{unhandled:,} unhandled" if unhandled else "",
-        ),
-    ]
-    readers = _url("readers:list")
-    if readers:
-        items.append(NavItem("Subscribers", readers))
-    if staff_is_admin(user):
+    items = [NavItem("Issues", _url("editor:home")), NavItem("New issue", _url("editor:issue_new"))]
+    if access.user_may(user, access.COMMENTS):
+        unhandled = _unhandled_comments()
+        items.append(
+            NavItem(
+                "Comments",
+                _url("comments:list"),
+                badge=f"{unhandled:,}" if unhandled else "",
+                badge_label=f"{unhandled:,} unhandled" if unhandled else "",
+            )
+        )
+    if access.user_may(user, access.READERS):
+        items.append(NavItem("Subscribers", _url("readers:list")))
+    if access.user_may(user, access.SUBSCRIBERS):
         items.append(NavItem("Import and export", _url("staff:import")))
         items.append(NavItem("Django admin", _url("admin:index")))
     items.append(NavItem("Archive", _url("archive:index")))

@@ -9,11 +9,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("editor/comments/", include("issues.comment_urls")),
-    path("editor/subscribers/", include("subscriptions.staff_urls")),
+    path("editor/comments/", include("issues.comments.urls")),
+    path("editor/subscribers/", include("subscriptions.staff.urls")),
     path("editor/", include("issues.urls")),
-    path("archive/", include("issues.archive_urls")),
-    path("webhooks/", include("issues.webhook_urls")),
+    path("archive/", include("issues.archive.urls")),
+    path("webhooks/", include("issues.feedback.urls")),
     path("", include("subscriptions.urls")),
 ]
 

@@ -6,7 +6,5 @@ class IssuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Connect the provider webhook receivers, and register the feedback
-        # tasks (autodiscovery only looks at issues.tasks).
-        import issues.feedback_tasks
-        import issues.webhooks  # noqa: F401
+        # Connect the provider webhook receivers to anymail's signals.
+        import issues.feedback.webhooks  # noqa: F401

@@ -6,143 +6,16 @@ import time
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dwvlist.celery import task_queue
+from dwvlist.redis import progress_counts_key, progress_rate_key
+from issues.delivery.ledger import lanes_start, ledger_complete
 from issues.models import Delivery, Issue
 from issues.rendering import issue_render
-from subscriptions.models import Subscriber, Subscription, Suppression
-
-
-def _recipients(issue: Issue):
-    list_ids = list(issue.lists.values_list("id", flat=True))
-    suppressed = Suppression.objects.exclude(email="").filter(email__iexact=OuterRef("email"))
-    return (
-        Subscriber.objects.filter(
-            subscriptions__mailing_list_id__in=list_ids,
-            subscriptions__status=Subscription.Status.ACTIVE,
-            subscriptions__confirmed_at__isnull=False,
-        )
-        .exclude(Exists(suppressed))
-        .distinct()
-    )
-
-
-def issue_recipient_count(*, issue: Issue) -> int:
-    """Return how many readers the issue would reach now, each counted once."""
-    return _recipients(issue).count()
-
-
-LEDGER_CHUNK = 100_000  # subscriber ids per INSERT ... SELECT
-
-
-def _ledger_chunk_write(issue: Issue, list_ids: list[int], low: int, high: int, now) -> int:
-    """Write the ledger rows of readers with ids in [low, high) in one statement; return rows added.
-
-    Each reader is counted once however many of the lists they are on, and
-    gets the issue through the first of those lists. Safe to run twice:
-    the unique (issue, subscriber) pair makes a second run add nothing.
-    """
-    placeholders = ", ".join(["%s"] * len(list_ids))
-    delivery = Delivery._meta.db_table
-    subscriber = Subscriber._meta.db_table
-    subscription = Subscription._meta.db_table
-    suppression = Suppression._meta.db_table
-    sql = f"""
-        INSERT INTO {delivery}
-            (issue_id, subscriber_id, mailing_list_id, email, status, attempts, last_error, claim_token,
-             provider_message_id, created_at, updated_at)
-        SELECT %s, s.id, MIN(sub.mailing_list_id), s.email, 'pending', 0, '', '', '', %s, %s
-          FROM {subscriber} s
-          JOIN {subscription} sub ON sub.subscriber_id = s.id
-         WHERE s.id >= %s AND s.id < %s
-           AND sub.subscriber_id >= %s AND sub.subscriber_id < %s
-           AND sub.mailing_list_id IN ({placeholders})
-           AND sub.status = 'active'
-           AND sub.confirmed_at IS NOT NULL
-           AND NOT EXISTS (
-               SELECT 1 FROM {suppression} x WHERE x.email <> '' AND LOWER(x.email) = LOWER(s.email))
-         GROUP BY s.id, s.email
-        ON CONFLICT (issue_id, subscriber_id) DO NOTHING
-    """  # noqa: S608 (table names from the models, values as parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [issue.pk, now, now, low, high, low, high, *list_ids])
-        return cursor.rowcount
-
-
-def _delivery_id_max() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MAX(id) FROM {Delivery._meta.db_table}")  # noqa: S608
-        return cursor.fetchone()[0] or 0
-
-
-def _issue_delivery_id_first(issue_id: int, *, after: int) -> int | None:
-    """Return the issue's lowest ledger id above `after` (walking the primary key from there)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MIN(id) FROM {Delivery._meta.db_table} WHERE id > %s AND issue_id + 0 = %s",  # noqa: S608
-            [after, issue_id],
-        )
-        return cursor.fetchone()[0]
-
-
-def ledger_write(*, issue: Issue, on_first_chunk=None) -> int:
-    """Write one pending Delivery per reader of the issue's lists; return rows added.
-
-    Set-based SQL, one INSERT ... SELECT per range of LEDGER_CHUNK reader
-    ids, each committed on its own with the issue's ledger id bounds, so
-    workers can send the first readers while the rest are written;
-    `on_first_chunk` runs once the first rows are committed. The ledger
-    counts as written (and the issue can finish) only when every chunk is.
-    Readers whose ids are beyond the highest one when writing began joined
-    after sending started and are left out. Running it again (after a
-    crash) completes the ledger without adding duplicates.
-    """
-    from issues.delivery import ledger_mark_alive
-
-    list_ids = list(issue.lists.values_list("id", flat=True))
-    if not list_ids:
-        return 0
-    now = timezone.now()
-    bounds = Subscriber.objects.aggregate(low=Min("id"), high=Max("id"))
-    low, high = bounds["low"] or 0, bounds["high"] or -1
-    added = 0
-    chunk_low = low
-    while True:
-        ledger_mark_alive(issue_id=issue.pk)
-        if _ledger_stop_if_cancelled(issue):
-            return added
-        chunk_high = min(chunk_low + LEDGER_CHUNK, high + 1)
-        with transaction.atomic():
-            before = _delivery_id_max()
-            added += _ledger_chunk_write(issue, list_ids, chunk_low, chunk_high, now) if chunk_low <= high else 0
-            after = _delivery_id_max()
-            fields = {"ledger_id_max": after}
-            if issue.ledger_id_min is None:
-                first = _issue_delivery_id_first(issue.pk, after=before)
-                fields["ledger_id_min"] = issue.ledger_id_min = first if first is not None else after + 1
-            if chunk_high > high:
-                fields["ledger_written_at"] = timezone.now()
-            Issue.objects.filter(pk=issue.pk).update(**fields)
-        if on_first_chunk is not None:
-            on_first_chunk()
-            on_first_chunk = None
-        if chunk_high > high:
-            _ledger_stop_if_cancelled(issue)
-            return added
-        chunk_low = chunk_high
-
-
-def _ledger_stop_if_cancelled(issue: Issue) -> bool:
-    """If the issue was cancelled while its ledger was written, cancel the rows written since; return True."""
-    if not Issue.objects.filter(pk=issue.pk, status=Issue.Status.CANCELLED).exists():
-        return False
-    Delivery.objects.filter(issue_id=issue.pk, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.CANCELLED, updated_at=timezone.now()
-    )
-    return True
 
 
 def issue_freeze(*, issue: Issue) -> None:
@@ -155,15 +28,6 @@ def issue_freeze(*, issue: Issue) -> None:
     if not issue.slug:
         issue.slug = slugify(issue.title)[:120] or f"issue-{issue.pk}"
     issue.save(update_fields=["snapshot_subject", "snapshot_html", "snapshot_text", "snapshot_at", "slug"])
-
-
-def _lanes_start(issue_id: int) -> None:
-    from django.conf import settings
-
-    from issues.tasks import send_batch
-
-    for _ in range(settings.SEND_LANES):
-        send_batch.delay(issue_id)
 
 
 def issue_send(*, issue: Issue, user=None) -> bool:
@@ -185,12 +49,6 @@ def issue_send(*, issue: Issue, user=None) -> bool:
         issue_freeze(issue=issue)
     ledger_complete(issue=issue)
     return True
-
-
-def ledger_complete(*, issue: Issue) -> int:
-    """Write (or finish writing) the issue's ledger and start its batch tasks; return rows added."""
-    issue_id = issue.pk
-    return ledger_write(issue=issue, on_first_chunk=lambda: transaction.on_commit(lambda: _lanes_start(issue_id)))
 
 
 def issue_schedule(*, issue: Issue, when: datetime, user=None) -> None:
@@ -241,7 +99,7 @@ def issue_resume(*, issue: Issue) -> bool:
     )
     issue.refresh_from_db()
     if updated == 1:
-        transaction.on_commit(lambda: _lanes_start(issue.pk))
+        transaction.on_commit(lambda: lanes_start(issue.pk))
     return updated == 1
 
 
@@ -269,17 +127,15 @@ def issue_retry_failed(*, issue: Issue) -> int:
             Issue.objects.filter(pk=issue.pk, status=Issue.Status.SENT).update(
                 status=Issue.Status.SENDING, updated_at=timezone.now()
             )
-            transaction.on_commit(lambda: _lanes_start(issue.pk))
+            transaction.on_commit(lambda: lanes_start(issue.pk))
     issue.refresh_from_db()
     return count
 
 
 def issue_send_test(*, issue: Issue, addresses: list[str]) -> None:
     """Queue a test copy of the issue, rendered as it stands, to each address."""
-    from issues.tasks import send_test
-
     cleaned = [a.strip() for a in addresses if a.strip()]
-    transaction.on_commit(lambda: send_test.delay(issue.pk, cleaned))
+    transaction.on_commit(lambda: task_queue("issues.tasks.send_test", issue.pk, cleaned))
 
 
 # While an issue sends, the ledger counts behind its progress are shared by
@@ -326,7 +182,7 @@ def _cache_keep(key: str, value, seconds: float) -> None:
 def _ledger_counts_shared(issue: Issue) -> tuple[float, dict]:
     """Return (when counted, counts), reusing a recent count while the issue sends."""
     live = issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED)
-    key = f"dwvlist:progress-counts:{_progress_key(issue)}"
+    key = progress_counts_key(_progress_key(issue))
     shared = _cached(key) if live else None
     if shared:
         return shared
@@ -353,7 +209,7 @@ def issue_progress(*, issue: Issue) -> dict:
     failed = counts["failed"]
     skipped = counts["skipped"] + counts["cancelled"]
     pending = counts["pending"] + counts["claimed"] + counts["deferred"]
-    key = f"dwvlist:progress-rate:{_progress_key(issue)}"
+    key = progress_rate_key(_progress_key(issue))
     previous = _cached(key)  # (counted at, sent, rate) of an earlier count
     fresh = not previous or counted_at - previous[0] >= 0.5
     if previous and fresh:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import csv
-import functools
 import re
 import secrets
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -23,43 +20,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dwvlist.access import editor_required
 from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
-from issues.comments import comments_published
-from issues.delivery import preview_headers
+from issues.delivery.ledger import issue_recipient_count
+from issues.delivery.messages import preview_headers
 from issues.forms import DraftForm, IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
 from subscriptions.exports import csv_cell_safe
-from subscriptions.forms import SubscribeForm
 from subscriptions.selectors import dashboard_context, issues_figures
 
-EDITOR_GROUPS = ("Editors", "Admins")
 EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
 PREVIEW_UNSUBSCRIBE_URL = "/u/preview/"
 PREVIEW_PREFERENCES_URL = "/p/preview/"
-
-
-def user_is_editor(user) -> bool:
-    """Return whether the user may use the editor area."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return user.is_staff and user.groups.filter(name__in=EDITOR_GROUPS).exists()
-
-
-def editor_required(view):
-    """Send anonymous users to the login page and refuse other non-editors."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not user_is_editor(request.user):
-            raise PermissionDenied("The editor area is for editors and admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _issue(issue_id: int) -> Issue:
@@ -307,7 +280,7 @@ def issue_schedule(request, issue_id: int):
             when = timezone.localtime(form.cleaned_data["when"])
             messages.success(request, f"Scheduled for {when:%A %d %B %Y at %H:%M}.")
             return redirect("editor:issue_preview", issue_id=issue.pk)
-    count = services.issue_recipient_count(issue=issue)
+    count = issue_recipient_count(issue=issue)
     return render(request, "issues/issue_schedule.html", {"issue": issue, "form": form, "recipient_count": count})
 
 
@@ -346,7 +319,7 @@ def issue_send(request, issue_id: int):
     if issue.status not in EDITABLE_STATUSES:
         messages.info(request, f"This issue is already {issue.get_status_display().lower()}.")
         return redirect("editor:issue_progress", issue_id=issue.pk)
-    count = services.issue_recipient_count(issue=issue)
+    count = issue_recipient_count(issue=issue)
     return render(request, "issues/issue_send.html", {"issue": issue, "recipient_count": count})
 
 
@@ -452,52 +425,3 @@ def issue_retry_failed(request, issue_id: int):
     else:
         messages.info(request, "There were no transient failures to retry.")
     return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
-
-
-# The public archive ---------------------------------------------------------
-
-
-@require_GET
-def archive_index(request):
-    """List the lists whose past issues anyone may read."""
-    return render(request, "issues/archive_index.html", {"lists": selectors.archive_lists()})
-
-
-@require_GET
-def archive_list(request, list_slug: str):
-    """Show one list's sent issues, newest first, paginated and searchable."""
-    mailing_list = selectors.archive_list_get(slug=list_slug)
-    query = request.GET.get("q", "")[:200]
-    issues = selectors.archive_issues(mailing_list=mailing_list, query=query)
-    page = Paginator(issues, 20).get_page(request.GET.get("page"))
-    context = {
-        "mailing_list": mailing_list,
-        "query": query.strip(),
-        "page": page,
-        "entries": selectors.archive_entries(mailing_list=mailing_list, issues=list(page.object_list)),
-    }
-    return render(request, "issues/archive_list.html", context)
-
-
-@require_GET
-def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: str):
-    """Show one sent issue as it was mailed, without anything per reader."""
-    mailing_list = selectors.archive_list_get(slug=list_slug)
-    entry = selectors.archive_issue_get(mailing_list=mailing_list, year=year, month=month, slug=issue_slug)
-    issue = entry.issue
-    older, newer = selectors.archive_neighbours(mailing_list=mailing_list, issue=issue)
-    article_html = rendering.issue_render_archive(issue)
-    context = {
-        "mailing_list": mailing_list,
-        "entry": entry,
-        "issue": issue,
-        "title": issue.snapshot_subject or issue.title,
-        "article_html": article_html,
-        "description": rendering.archive_description(issue=issue, article_html=article_html),
-        "page_url": settings.SITE_URL + entry.path,
-        "older": older,
-        "newer": newer,
-        "letters": comments_published(issue=issue),
-        "subscribe_form": SubscribeForm(initial={"lists": [mailing_list.slug]}),
-    }
-    return render(request, "issues/archive_issue.html", context)

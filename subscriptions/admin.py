@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils.functional import cached_property
 
+from dwvlist.celery import task_queue
 from subscriptions import services
 from subscriptions.addresses import email_hash, email_normalize
 from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
@@ -165,7 +166,6 @@ class SubscriberAdmin(ScalableAdmin):
 
     @admin.action(description="Resend the confirmation mail (pending subscriptions)", permissions=["change"])
     def resend_confirmation(self, request, queryset):
-        from subscriptions.tasks import confirmation_mail
 
         ids = list(
             Subscription.objects.filter(subscriber__in=queryset, status=Subscription.Status.PENDING)
@@ -173,7 +173,7 @@ class SubscriberAdmin(ScalableAdmin):
             .distinct()
         )
         for subscriber_id in ids:
-            transaction.on_commit(lambda pk=subscriber_id: confirmation_mail.delay(pk))
+            transaction.on_commit(lambda pk=subscriber_id: task_queue("subscriptions.tasks.confirmation_mail", pk))
         self.message_user(request, f"Confirmation mail queued for {len(ids)} readers.", messages.SUCCESS)
 
     @admin.action(description="Erase (delete everything, keep only a suppression hash)", permissions=["delete"])

@@ -1,4 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _roles_sync(sender, **kwargs) -> None:
+    """Give the Editors and Admins groups their permissions after every migrate, new models' included."""
+    from django.apps import apps
+
+    from subscriptions.roles import roles_ensure
+
+    if sender.label == "subscriptions":
+        roles_ensure(apps)
 
 
 class SubscriptionsConfig(AppConfig):
@@ -6,5 +17,4 @@ class SubscriptionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Celery autodiscovers only tasks.py; the import task lives apart.
-        import subscriptions.import_tasks  # noqa: F401
+        post_migrate.connect(_roles_sync, sender=self, dispatch_uid="subscriptions.roles_sync")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 EDITOR_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "view"]),
+    ("issues", "comment", ["change", "view"]),
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["view"]),
+    # The subscribers screen, read-only (dwvlist.access.READERS).
+    ("subscriptions", "subscription", ["view"]),
 ]
 ADMIN_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "delete", "view"]),
+    ("issues", "comment", ["change", "view"]),
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),

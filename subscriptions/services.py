@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dwvlist.celery import task_queue
 from dwvlist.emails import email_send
-from subscriptions import tasks
 from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
@@ -169,7 +169,9 @@ def _subscription_join(
 
 def _welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
     for list_id in list_ids:
-        transaction.on_commit(lambda list_id=list_id: tasks.welcome_mail.delay(subscriber_id, list_id))
+        transaction.on_commit(
+            lambda list_id=list_id: task_queue("subscriptions.tasks.welcome_mail", subscriber_id, list_id)
+        )
 
 
 def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList], client: str) -> None:
@@ -199,7 +201,7 @@ def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList],
                 welcome.append(mailing_list.pk)
         if pending and confirmation_mail_allowed(email=subscriber.email):
             subscriber_id = subscriber.pk
-            transaction.on_commit(lambda: tasks.confirmation_mail.delay(subscriber_id))
+            transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
         _welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
 
 
@@ -454,7 +456,7 @@ def subscriber_address_change_request(*, subscriber_id: int, new_email: str) -> 
         return
     if suppression_exists(email=new_email) or not confirmation_mail_allowed(email=new_email):
         return
-    transaction.on_commit(lambda: tasks.address_change_mail.delay(subscriber_id, new_email))
+    transaction.on_commit(lambda: task_queue("subscriptions.tasks.address_change_mail", subscriber_id, new_email))
 
 
 def address_change_mail_send(*, subscriber_id: int, new_email: str) -> bool:

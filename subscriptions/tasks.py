@@ -8,22 +8,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from subscriptions import services
+# A mail server that is down now may be back later.
+_RETRY_ON_OS_ERROR = {"autoretry_for": (OSError,), "retry_backoff": True, "max_retries": 5}
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(name="subscriptions.tasks.confirmation_mail", **_RETRY_ON_OS_ERROR)
 def confirmation_mail(subscriber_id: int) -> bool:
     """Mail the subscriber the link confirming their pending subscriptions."""
-    return services.confirmation_mail_send(subscriber_id=subscriber_id)
+    from subscriptions.services import confirmation_mail_send
+
+    return confirmation_mail_send(subscriber_id=subscriber_id)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(name="subscriptions.tasks.welcome_mail", **_RETRY_ON_OS_ERROR)
 def welcome_mail(subscriber_id: int, list_id: int) -> bool:
     """Mail the list's welcome to a newly active subscriber."""
-    return services.welcome_mail_send(subscriber_id=subscriber_id, list_id=list_id)
+    from subscriptions.services import welcome_mail_send
+
+    return welcome_mail_send(subscriber_id=subscriber_id, list_id=list_id)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.address_change_mail", autoretry_for=(OSError,), retry_backoff=True, max_retries=5
+)
 def address_change_mail(subscriber_id: int, new_email: str) -> bool:
     """Mail the new address the link that moves the subscriber to it."""
-    return services.address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)
+    from subscriptions.services import address_change_mail_send
+
+    return address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)

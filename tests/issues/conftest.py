@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.sinks import EspSink
+from tests.fakes.sinks import EspSink
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from issues import delivery, services
+from issues import services
+from issues.delivery import batch, ledger
 from issues.models import Issue
 from subscriptions.models import MailingList, Subscriber, Subscription
 
@@ -56,25 +57,24 @@ def issue_make(*lists: MailingList, title: str = "Plant closings and what to do"
 
 def ledger_writer_dies_on_second_chunk(monkeypatch, *, chunk: int) -> None:
     """Write the ledger `chunk` readers at a time, the writer failing on its second chunk, as if killed."""
-    from issues import services
 
-    monkeypatch.setattr(services, "LEDGER_CHUNK", chunk)
-    real_chunk = services._ledger_chunk_write
+    monkeypatch.setattr(ledger, "LEDGER_CHUNK", chunk)
+    real_chunk = ledger._ledger_chunk_write
     calls = []
 
     def writer_dies_on_the_second_chunk(*args):
         calls.append(args)
         if len(calls) == 2:
-            monkeypatch.setattr(services, "_ledger_chunk_write", real_chunk)  # whoever writes next succeeds
+            monkeypatch.setattr(ledger, "_ledger_chunk_write", real_chunk)  # whoever writes next succeeds
             raise OSError("the process writing the ledger was killed")
         return real_chunk(*args)
 
-    monkeypatch.setattr(services, "_ledger_chunk_write", writer_dies_on_the_second_chunk)
+    monkeypatch.setattr(ledger, "_ledger_chunk_write", writer_dies_on_the_second_chunk)
 
 
 def recipients_unsaved(count: int, *, list_name: str = "News") -> list:
     """Return `count` readers of an unsaved list and issue (pk 3 and 7), made by the engine's recipient_for."""
-    from issues.delivery import recipient_for
+    from issues.delivery.messages import recipient_for
 
     news = MailingList(pk=3, slug="news", name=list_name, from_email="news@lists.example.org", archive_enabled=True)
     issue = Issue(pk=7)
@@ -96,13 +96,13 @@ def issue_start_here(issue: Issue) -> None:
     Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
     issue.refresh_from_db()
     services.issue_freeze(issue=issue)
-    services.ledger_write(issue=issue)
+    ledger.ledger_write(issue=issue)
     issue.refresh_from_db()  # the ledger's id bounds and when it was written
 
 
 def issue_drain(issue: Issue, limit: int = 200) -> None:
     """Send the issue's batches in this process until it is done."""
     for _ in range(limit):
-        if delivery.batch_send(issue_id=issue.pk).done:
+        if batch.batch_send(issue_id=issue.pk).done:
             return
     raise AssertionError("the issue did not finish")

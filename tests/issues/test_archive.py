@@ -259,7 +259,7 @@ def test_search_handles_quoted_phrases_and_several_words(client, mailing_list, q
 
 
 def test_search_terms_split_phrases_and_words():
-    from issues.selectors import archive_search_terms
+    from issues.archive.selectors import archive_search_terms
 
     assert archive_search_terms('  "union  local"  Strike strike "" "open') == ["union local", "Strike", "open"]
     assert len(archive_search_terms("w " * 500)) == 1

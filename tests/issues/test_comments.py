@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from issues.comments import comments_published
+from issues.comments.services import comments_published
 from issues.models import Comment, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription
 from tests.issues.payloads import PROVIDERS, WebhookPost, anymail_settings, inbound_post

@@ -9,12 +9,13 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bench.sinks import SmtpSink
-from issues import delivery, services
+from issues import services
+from issues.delivery import batch, claims, ledger
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscriber, Subscription, Suppression
 from subscriptions.services import subscription_unsubscribe, suppression_add
 from subscriptions.tokens import unsubscribe_token_read
+from tests.fakes.sinks import SmtpSink
 from tests.issues.ledger_helpers import (
     issue_drain,
     issue_make,
@@ -57,9 +58,9 @@ def test_ledger_has_one_row_per_eligible_reader_deduplicated_across_lists():
     suppression_add(email="READER000003@example.org", reason="complaint")
     issue = issue_make(news, events)
 
-    assert services.issue_recipient_count(issue=issue) == 39
-    assert services.ledger_write(issue=issue) == 39
-    assert services.ledger_write(issue=issue) == 0  # idempotent
+    assert ledger.issue_recipient_count(issue=issue) == 39
+    assert ledger.ledger_write(issue=issue) == 39
+    assert ledger.ledger_write(issue=issue) == 0  # idempotent
     rows = Delivery.objects.filter(issue=issue)
     assert rows.count() == 39
     assert set(rows.filter(subscriber_id__in=both).values_list("mailing_list_id", flat=True)) == {news.pk}
@@ -69,11 +70,11 @@ def test_ledger_has_one_row_per_eligible_reader_deduplicated_across_lists():
 @pytest.mark.django_db
 def test_two_claims_never_share_a_row():
     issue = _issue_sending(25)
-    first = delivery.deliveries_claim(issue_id=issue.pk, size=10, token="a" * 32)
-    second = delivery.deliveries_claim(issue_id=issue.pk, size=100, token="b" * 32)
+    first = claims.deliveries_claim(issue_id=issue.pk, size=10, token="a" * 32)
+    second = claims.deliveries_claim(issue_id=issue.pk, size=100, token="b" * 32)
     assert len(first) == 10 and len(second) == 15
     assert not {r[0] for r in first} & {r[0] for r in second}
-    assert delivery.deliveries_claim(issue_id=issue.pk, size=100, token="c" * 32) == []
+    assert claims.deliveries_claim(issue_id=issue.pk, size=100, token="c" * 32) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,7 +130,7 @@ def test_unsubscribe_committed_mid_send_means_no_further_mail(smtp_sink, setting
     ids = readers_make(news, 40)
     issue = issue_make(news)
     issue_start_here(issue)
-    delivery.batch_send(issue_id=issue.pk)
+    batch.batch_send(issue_id=issue.pk)
     sent_first = set(Delivery.objects.filter(issue=issue, status="sent").values_list("subscriber_id", flat=True))
     leaving = next(i for i in ids if i not in sent_first)
     assert subscription_unsubscribe(subscriber_id=leaving, list_id=news.pk, source="one_click", issue_id=issue.pk)
@@ -190,20 +191,20 @@ def test_a_refused_connection_defers_the_whole_batch(settings):
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1
     settings.SEND_RETRY_BASE_SECONDS = 60
     issue = _issue_sending(4)
-    result = delivery.batch_send(issue_id=issue.pk)
+    result = batch.batch_send(issue_id=issue.pk)
     assert result.deferred == 4
     assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"deferred"}
-    assert delivery.next_due_in(issue_id=issue.pk) > 50
+    assert batch.next_due_in(issue_id=issue.pk) > 50
 
 
 @pytest.mark.django_db(transaction=True)
 def test_reaper_returns_a_dead_workers_claim_and_marks_it_reclaimed(smtp_sink):
     issue = _issue_sending(6)
-    claimed = delivery.deliveries_claim(issue_id=issue.pk, size=4, token="dead" * 8)
+    claimed = claims.deliveries_claim(issue_id=issue.pk, size=4, token="dead" * 8)
     assert len(claimed) == 4
-    assert delivery.deliveries_reap() == 0  # not stale yet
+    assert claims.deliveries_reap() == 0  # not stale yet
     Delivery.objects.filter(claim_token="dead" * 8).update(claimed_at=timezone.now() - timedelta(hours=1))
-    assert delivery.deliveries_reap() == 4
+    assert claims.deliveries_reap() == 4
     issue_drain(issue)
     assert smtp_sink.tally.unique == 6
     assert services.issue_progress(issue=issue)["reclaimed"] == 4
@@ -213,9 +214,9 @@ def test_reaper_returns_a_dead_workers_claim_and_marks_it_reclaimed(smtp_sink):
 def test_pause_and_cancel_act_between_batches(smtp_sink, settings):
     settings.SEND_BATCH_SIZE = 5
     issue = _issue_sending(20)
-    delivery.batch_send(issue_id=issue.pk)
+    batch.batch_send(issue_id=issue.pk)
     assert services.issue_pause(issue=issue)
-    assert delivery.batch_send(issue_id=issue.pk).done
+    assert batch.batch_send(issue_id=issue.pk).done
     assert smtp_sink.tally.unique == 5
     assert services.issue_cancel(issue=issue)
     assert not services.issue_resume(issue=issue)
@@ -254,7 +255,7 @@ def test_delivery_unique_even_when_ledger_rows_are_written_by_hand():
     news = list_make("news")
     [reader] = readers_make(news, 1)
     issue = issue_make(news)
-    services.ledger_write(issue=issue)
+    ledger.ledger_write(issue=issue)
     with pytest.raises(IntegrityError), transaction.atomic():
         Delivery.objects.create(issue=issue, subscriber_id=reader, email="x@example.org")
     assert Subscription.objects.count() == 1
@@ -262,8 +263,8 @@ def test_delivery_unique_even_when_ledger_rows_are_written_by_hand():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_provider_429_pauses_every_worker_for_its_retry_after(settings):
-    from bench.sinks import EspSink
-    from issues import ratelimit
+    from issues.delivery import ratelimit
+    from tests.fakes.sinks import EspSink
 
     esp = EspSink().start()
     esp.throttle_calls, esp.retry_after = 1, 2
@@ -272,10 +273,10 @@ def test_a_provider_429_pauses_every_worker_for_its_retry_after(settings):
     settings.SEND_RETRY_BASE_SECONDS = 0
     try:
         issue = _issue_sending(30)
-        first = delivery.batch_send(issue_id=issue.pk)
+        first = batch.batch_send(issue_id=issue.pk)
         assert first.deferred == 30 and esp.tally.total == 0
         assert 0 < ratelimit.provider_pause_remaining() <= 2
-        held = delivery.batch_send(issue_id=issue.pk)  # any worker: nothing claimed during the pause
+        held = batch.batch_send(issue_id=issue.pk)  # any worker: nothing claimed during the pause
         assert held.claimed == 0 and held.wait > 0
         time.sleep(ratelimit.provider_pause_remaining() + 0.1)
         issue_drain(issue)
@@ -288,7 +289,7 @@ def test_a_provider_429_pauses_every_worker_for_its_retry_after(settings):
 
 @pytest.mark.django_db
 def test_the_rate_limit_is_one_bucket_shared_through_redis(settings):
-    from issues import ratelimit
+    from issues.delivery import ratelimit
 
     settings.SEND_RATE_LIMIT = 50.0
     assert ratelimit.rate_reserve(count=50) == 0.0  # a full bucket
@@ -317,7 +318,7 @@ def test_beat_starts_scheduled_issues_when_their_time_comes(settings):
 
 def _sending_with_chunks_of_ten(monkeypatch, *, readers: int) -> Issue:
     """An issue marked sending whose ledger has not been written, to be written 10 readers at a time."""
-    monkeypatch.setattr(services, "LEDGER_CHUNK", 10)
+    monkeypatch.setattr(ledger, "LEDGER_CHUNK", 10)
     news = list_make("news")
     readers_make(news, readers)
     issue = issue_make(news)
@@ -335,7 +336,7 @@ def test_the_ledger_is_written_in_chunks_and_sending_may_start_after_the_first(m
         row = Issue.objects.get(pk=issue.pk)
         seen.append((Delivery.objects.filter(issue=issue).count(), row.ledger_written_at, row.ledger_id_min))
 
-    assert services.ledger_write(issue=issue, on_first_chunk=first_chunk_committed) == 35
+    assert ledger.ledger_write(issue=issue, on_first_chunk=first_chunk_committed) == 35
     assert len(seen) == 1
     rows_then, written_then, low_then = seen[0]
     assert rows_then == 10 and written_then is None
@@ -343,7 +344,7 @@ def test_the_ledger_is_written_in_chunks_and_sending_may_start_after_the_first(m
     ids = list(Delivery.objects.filter(issue=issue).values_list("id", flat=True))
     assert issue.ledger_written_at is not None
     assert issue.ledger_id_min == low_then == min(ids) and issue.ledger_id_max >= max(ids)
-    assert services.ledger_write(issue=issue) == 0  # written twice: nothing added
+    assert ledger.ledger_write(issue=issue) == 0  # written twice: nothing added
 
 
 @pytest.mark.django_db(transaction=True)
@@ -355,14 +356,14 @@ def test_an_issue_is_not_finished_until_its_whole_ledger_is_written(smtp_sink, m
     with pytest.raises(OSError):
         services.issue_send(issue=issue)
     for _ in range(5):
-        result = delivery.batch_send(issue_id=issue.pk)
+        result = batch.batch_send(issue_id=issue.pk)
     assert not result.done and result.wait > 0  # waiting for the rest of the ledger
     assert smtp_sink.tally.unique == 10
     assert Issue.objects.get(pk=issue.pk).status == "sending"
     # The writer's liveness lapses; the reaper's task finishes the ledger.
-    delivery._redis().delete(f"dwvlist:issue:{issue.pk}:ledger")
-    assert delivery.issues_needing_ledger() == [issue.pk]
-    from issues.tasks import complete_ledger
+    claims._redis().delete(f"dwvlist:issue:{issue.pk}:ledger")
+    assert ledger.issues_needing_ledger() == [issue.pk]
+    from issues.delivery.tasks import complete_ledger
 
     assert complete_ledger(issue.pk) == 15
     issue_drain(issue)
@@ -374,8 +375,8 @@ def test_an_issue_is_not_finished_until_its_whole_ledger_is_written(smtp_sink, m
 def test_an_id_range_is_claimed_once_even_if_two_lanes_are_given_it(smtp_sink):
     issue = _issue_sending(30)
     low = issue.ledger_id_min
-    first = delivery.deliveries_claim_range(issue_id=issue.pk, start=low, stop=low + 20, token="a" * 32)
-    again = delivery.deliveries_claim_range(issue_id=issue.pk, start=low + 10, stop=low + 30, token="b" * 32)
+    first = claims.deliveries_claim_range(issue_id=issue.pk, start=low, stop=low + 20, token="a" * 32)
+    again = claims.deliveries_claim_range(issue_id=issue.pk, start=low + 10, stop=low + 30, token="b" * 32)
     assert len(first) == 20 and len(again) == 10
     assert {row[0] for row in first}.isdisjoint(row[0] for row in again)
     assert Delivery.objects.filter(issue=issue, status="claimed").count() == 30
@@ -385,9 +386,9 @@ def test_an_id_range_is_claimed_once_even_if_two_lanes_are_given_it(smtp_sink):
 def test_without_the_redis_cursor_batches_are_claimed_by_sweeping_the_ledger(settings):
     issue = _issue_sending(30)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
-    assert delivery._range_next(issue, 7) is None
-    claims = [delivery._batch_claim(issue, 7, f"{n:032d}") for n in range(6)]
-    assert [len(c) for c in claims] == [7, 7, 7, 7, 2, 0]
+    assert claims._range_next(issue, 7) is None
+    batches = [claims._batch_claim(issue, 7, f"{n:032d}") for n in range(6)]
+    assert [len(c) for c in batches] == [7, 7, 7, 7, 2, 0]
     ids = [row[0] for claim in claims for row in claim]
     assert len(set(ids)) == 30
 
@@ -396,9 +397,7 @@ def test_without_the_redis_cursor_batches_are_claimed_by_sweeping_the_ledger(set
 def test_cancelling_while_the_ledger_is_written_leaves_no_row_waiting(monkeypatch):
     issue = _sending_with_chunks_of_ten(monkeypatch, readers=35)
     # The editor cancels just after the first chunk is committed.
-    services.ledger_write(
-        issue=issue, on_first_chunk=lambda: services.issue_cancel(issue=Issue.objects.get(pk=issue.pk))
-    )
+    ledger.ledger_write(issue=issue, on_first_chunk=lambda: services.issue_cancel(issue=Issue.objects.get(pk=issue.pk)))
     statuses = set(Delivery.objects.filter(issue=issue).values_list("status", flat=True))
     assert statuses == {"cancelled"}
     assert Delivery.objects.filter(issue=issue).count() == 10  # no further chunk was written

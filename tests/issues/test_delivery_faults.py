@@ -12,12 +12,13 @@ import time
 import pytest
 from django.db import transaction
 
-from bench.sinks import EspSink, SmtpSink
 from dwvlist.embedded_redis import EmbeddedRedis
 from issues import services
+from issues.delivery import ledger
+from issues.delivery.tasks import reap_stale_deliveries
 from issues.models import Delivery, Issue
-from issues.tasks import reap_stale_deliveries
 from tests.conftest import WorkerProcess, _session_tmp, child_env, worker_with_beat
+from tests.fakes.sinks import EspSink, SmtpSink
 from tests.issues.ledger_helpers import issue_make, ledger_writer_dies_on_second_chunk, list_make, readers_make
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -69,7 +70,7 @@ def test_send_now_reaches_every_reader_once_through_a_real_worker_and_smtp(trans
         readers_make(events, 150)  # the same readers: one copy each
         readers_make(events, 50, start=1000)
         issue = issue_make(news, events)
-        assert services.issue_recipient_count(issue=issue) == 200
+        assert ledger.issue_recipient_count(issue=issue) == 200
         assert services.issue_send(issue=issue)
         _wait(lambda: _status(issue) == "sent", timeout=120)
     finally:
@@ -188,7 +189,7 @@ def test_redis_restart_mid_send_loses_nothing(transactional_db, fast_recovery):
             Issue.objects.filter(pk=issue.pk).update(status="sending")
             issue.refresh_from_db()
             services.issue_freeze(issue=issue)
-            services.ledger_write(issue=issue)
+            ledger.ledger_write(issue=issue)
         _wait(lambda: sink.tally.total >= 1000, timeout=120)
         redis_server.stop()
         time.sleep(1)

@@ -1,4 +1,4 @@
-"""The feedback services: event ids, classification, and the figures."""
+"""The feedback services: event ids, classification, and the report's figures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from issues.feedback import event_classify, event_key, issue_figures, list_figures, provider_name
+from issues.feedback.events import event_classify, event_key, provider_name
 from issues.models import Delivery, Issue
+from issues.selectors import issue_report
 from subscriptions.models import MailingList, Subscriber, Subscription
 from subscriptions.services import subscription_unsubscribe
 
@@ -90,36 +91,31 @@ def sent_issue():
     return issue
 
 
-def test_issue_figures_come_from_the_ledger(sent_issue):
+def test_report_figures_come_from_the_ledger(sent_issue):
     with CaptureQueriesContext(connection) as queries:
-        figures = issue_figures(issue=sent_issue)
+        figures = issue_report(issue=sent_issue)
 
     assert figures == {
         "recipients": 12,
         "sent": 10,
-        "delivered": 4,
+        "delivered": 3,
         "bounced": 2,
         "complained": 1,
         "failed": 1,
+        "skipped": 0,
+        "cancelled": 0,
+        "waiting": 1,
+        "deferred": 0,
         "unsubscribed": 1,
-        "opened": None,
-        "clicked": None,
+        "tracking": False,
     }
     assert len(queries) <= 4
 
 
 def test_opens_and_clicks_are_counted_only_when_a_list_tracks(sent_issue):
+    assert "opened" not in issue_report(issue=sent_issue)
     sent_issue.lists.update(tracking_enabled=True)
 
-    figures = issue_figures(issue=sent_issue)
+    figures = issue_report(issue=sent_issue)
 
     assert (figures["opened"], figures["clicked"]) == (2, 1)
-
-
-def test_list_figures_count_readers_and_unsubscribes_by_source(sent_issue):
-    figures = list_figures(mailing_list=sent_issue.lists.get())
-
-    assert figures["active"] == 11
-    assert figures["unsubscribed"] == 1
-    assert figures["unsubscribed_by_source"] == {"link": 1}
-    assert (figures["bounced"], figures["complained"]) == (2, 1)

@@ -17,14 +17,15 @@ from email.headerregistry import HeaderRegistry
 
 import pytest
 
-from bench.sinks import _free_port
-from issues import delivery
-from issues.feedback import delivery_find
-from issues.mailgun import MailgunBatchTransport
+from issues.delivery import messages
+from issues.delivery.transports import transport_for_settings
+from issues.delivery.transports.base import PERMANENT, SENT, BatchDeferred, Envelope, Recipient
+from issues.delivery.transports.mailgun import MailgunBatchTransport
+from issues.feedback.events import delivery_find
 from issues.models import Delivery, Issue, SentMessage
 from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL, rendered_personalize
-from issues.transports import PERMANENT, SENT, BatchDeferred, Envelope, Recipient, transport_for_settings
 from subscriptions.tokens import unsubscribe_token_read
+from tests.fakes.sinks import _free_port
 from tests.issues.ledger_helpers import (
     issue_drain,
     issue_make,
@@ -97,7 +98,7 @@ def _batch(issue: Issue) -> tuple[Envelope, list[Recipient]]:
     """Return the issue's envelope and every ledger row as a reader, built as batch_send builds them."""
     rows = Delivery.objects.filter(issue=issue).select_related("mailing_list").order_by("id")
     recipients = [
-        delivery.recipient_for(
+        messages.recipient_for(
             issue=issue,
             delivery_id=row.pk,
             subscriber_id=row.subscriber_id,
@@ -106,7 +107,7 @@ def _batch(issue: Issue) -> tuple[Envelope, list[Recipient]]:
         )
         for row in rows
     ]
-    return delivery.envelope_for(issue, delivery.issue_primary_list(issue)), recipients
+    return messages.envelope_for(issue, messages.issue_primary_list(issue)), recipients
 
 
 def _other_readers() -> None:

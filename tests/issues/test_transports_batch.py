@@ -13,26 +13,27 @@ import random
 import pytest
 from django.utils import timezone
 
-from bench.sinks import EspSink
-from issues import delivery, ratelimit, services
-from issues.models import Delivery, Issue
-from issues.ratelimit import redis_client
-from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
-from issues.transports import (
+from dwvlist.redis import SEND_PAUSE, redis_client
+from issues import services
+from issues.delivery import batch, ledger, ratelimit
+from issues.delivery.transports import transport_for_settings
+from issues.delivery.transports.anymail_batch import AnymailBatchTransport
+from issues.delivery.transports.base import (
     PERMANENT,
     SENT,
     TRANSIENT,
-    AnymailBatchTransport,
     BatchDeferred,
-    DjangoBackendTransport,
     Envelope,
     Outcome,
     Recipient,
     calls_send,
-    transport_for_settings,
 )
+from issues.delivery.transports.django_backend import DjangoBackendTransport
+from issues.models import Delivery, Issue
+from issues.rendering import PREFERENCES_URL, UNSUBSCRIBE_URL
 from subscriptions.models import Subscriber
 from subscriptions.tokens import unsubscribe_token_read
+from tests.fakes.sinks import EspSink
 from tests.issues.ledger_helpers import issue_make, list_make, readers_make, recipients_unsaved
 
 pytestmark = pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
@@ -206,13 +207,13 @@ def test_a_429_after_some_calls_were_accepted_still_pauses_every_worker():
             return {readers[0].delivery_id: Outcome(SENT, message_id="m0")}
         raise BatchDeferred("provider answered 429: slow down", retry_after=30)
 
-    redis_client().delete(ratelimit._PAUSE_KEY)
+    redis_client().delete(SEND_PAUSE)
     try:
         outcomes = calls_send([[r] for r in readers], send_call)
         assert [outcomes[r.delivery_id].status for r in readers] == [SENT, TRANSIENT, TRANSIENT]
         assert ratelimit.provider_pause_remaining() > 20
     finally:
-        redis_client().delete(ratelimit._PAUSE_KEY)  # no other test waits it out
+        redis_client().delete(SEND_PAUSE)  # no other test waits it out
 
 
 def test_a_message_mailjet_refuses_is_reported_for_that_reader_only(settings, sink):
@@ -278,9 +279,9 @@ def test_an_issue_on_mailjet_goes_out_through_the_engine_in_calls_of_at_most_50(
     Issue.objects.filter(pk=issue.pk).update(status="sending", started_at=timezone.now())
     issue.refresh_from_db()
     services.issue_freeze(issue=issue)
-    services.ledger_write(issue=issue)
+    ledger.ledger_write(issue=issue)
     for _ in range(20):
-        if delivery.batch_send(issue_id=issue.pk).done:
+        if batch.batch_send(issue_id=issue.pk).done:
             break
 
     assert [len(call) for call in _calls(sink)] == [50, 50, 20]

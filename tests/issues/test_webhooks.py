@@ -14,8 +14,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from issues.delivery import sent_messages_record
-from issues.feedback import event_apply, events_unapplied
+from issues.delivery.record import sent_messages_record
+from issues.feedback.rules import event_apply, events_unapplied
 from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from tests.conftest import child_env, worker_with_beat

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from issues.delivery.ledger import ledger_write
 from issues.models import Comment, Delivery, Issue
-from issues.services import issue_freeze, ledger_write
+from issues.services import issue_freeze
 from subscriptions.links import unsubscribe_url
 from subscriptions.models import ImportJob, Subscriber
 from subscriptions.services import confirmation_mail_send

@@ -75,7 +75,7 @@ def test_erase_deletes_the_reader_and_keeps_only_a_hash(admin_client, news, tmp_
     assert suppression.email_hash == email_hash("ann@example.org")
     assert Delivery.objects.get().email == ""
     # A later import skips the erased address.
-    from subscriptions.imports import import_job_create, import_job_run
+    from subscriptions.imports.jobs import import_job_create, import_job_run
 
     path = tmp_path / "again.csv"
     path.write_text("email\nAnn@example.org\n")
@@ -147,7 +147,7 @@ def test_import_page_runs_an_import_and_reports_bad_rows(admin_client, news, set
     page = admin_client.get(response["Location"]).content.decode()
     assert "Import of “readers.csv”" in page
     assert 'http-equiv="refresh"' in page  # reloads itself until a worker has run it
-    from subscriptions.imports import import_job_run
+    from subscriptions.imports.jobs import import_job_run
 
     import_job_run(job_id=job.pk)
     page = admin_client.get(response["Location"]).content.decode()

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from subscriptions.addresses import email_hash
-from subscriptions.imports import import_job_create, import_job_run, imports_stalled_claim
+from subscriptions.imports.jobs import import_job_create, import_job_run, imports_stalled_claim
 from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
 from tests.conftest import child_env, worker_with_beat
 
@@ -214,7 +214,7 @@ def test_management_command_imports_and_writes_the_bad_rows(tmp_path, news):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_the_import_and_mails_confirmations(tmp_path, news, outbox, celery_worker):
-    from subscriptions.import_tasks import import_job_process
+    from subscriptions.imports.tasks import import_job_process
 
     path = write_csv(tmp_path, [["email"], ["ann@example.org"], ["bad"]])
     job = import_job_create(source=path, file_name="readers.csv", mailing_list=news, consent="confirm")

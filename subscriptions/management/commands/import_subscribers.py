@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from subscriptions.imports import import_job_create, import_job_run
+from subscriptions.imports.jobs import import_job_create, import_job_run
 from subscriptions.models import ImportJob, MailingList
 
 

@@ -1,0 +1,1 @@
+"""The public archive of sent issues and its Atom feed."""

@@ -1,0 +1,59 @@
+"""The editors' inbox: readers' replies handled, answered, published as letters."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from dwvlist.emails import email_send
+from issues.models import Comment, Issue
+
+ANSWER_MAX_CHARS = 20_000
+
+
+def comments_published(*, issue: Issue) -> QuerySet[Comment]:
+    """Return the letters published under the issue in the archive, oldest first."""
+    return Comment.objects.filter(issue=issue, published=True).order_by("received_at")
+
+
+def comment_handle(*, comment: Comment, user, handled: bool = True) -> None:
+    """Mark the comment handled (or unhandled again)."""
+    if handled:
+        Comment.objects.filter(pk=comment.pk, status=Comment.Status.UNHANDLED).update(
+            status=Comment.Status.HANDLED, handled_at=timezone.now(), handled_by=user
+        )
+    else:
+        Comment.objects.filter(pk=comment.pk).update(status=Comment.Status.UNHANDLED, handled_at=None, handled_by=None)
+
+
+def comment_answer(*, comment: Comment, user, text: str) -> None:
+    """Mail the editor's answer to the writer, as a reply in their thread, and mark the comment handled."""
+    mailing_list = comment.issue.lists.order_by("pk").first() if comment.issue else None
+    from_email = f'"{mailing_list.from_name}" <{mailing_list.from_email}>' if mailing_list else None
+    headers = {}
+    if comment.message_id:
+        headers = {"In-Reply-To": comment.message_id, "References": comment.message_id}
+    email_send(
+        "comment-answer",
+        to=comment.sender_email,
+        context={"comment": comment, "answer": text, "mailing_list": mailing_list},
+        from_email=from_email,
+        reply_to=mailing_list.reply_to if mailing_list and mailing_list.reply_to else None,
+        headers=headers,
+    )
+    now = timezone.now()
+    Comment.objects.filter(pk=comment.pk).update(answer_text=text, answered_at=now, answered_by=user)
+    comment_handle(comment=comment, user=user)
+
+
+def comment_publish(*, comment: Comment, user) -> None:
+    """Publish the comment as a letter under its issue, recording the writer's consent."""
+    now = timezone.now()
+    Comment.objects.filter(pk=comment.pk, issue__isnull=False).update(
+        published=True, published_at=now, consent_at=now, consent_by=user
+    )
+
+
+def comment_unpublish(*, comment: Comment) -> None:
+    """Take the letter out of the archive (the consent record stays)."""
+    Comment.objects.filter(pk=comment.pk).update(published=False, published_at=None)

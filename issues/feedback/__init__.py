@@ -1,0 +1,1 @@
+"""What comes back after a mail leaves: provider events recorded once and acted on by the rules, webhooks."""

@@ -1,0 +1,246 @@
+"""Import subscribers from a CSV file.
+
+The file is read in chunks; each chunk's rows and the job's progress commit
+in one transaction, so a crashed import resumes after the last committed
+chunk and never inserts a row twice. The progress update is conditional on
+the row count it started from, so two workers handed the same job cannot
+both write a chunk. On PostgreSQL a chunk goes in with COPY into a
+temporary table and set-based INSERT ... SELECT ... ON CONFLICT DO NOTHING;
+elsewhere with bulk_create.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from dwvlist.celery import task_queue
+from subscriptions.imports.parsing import _column_index, _open
+from subscriptions.imports.writing import _chunks_write, _Superseded
+from subscriptions.models import (
+    ImportJob,
+    ImportRowError,
+    MailingList,
+    Subscription,
+)
+
+IMPORT_MAX_BYTES = 100 * 1024 * 1024
+IMPORT_MAX_ROWS = 1_000_000
+IMPORT_CHUNK_ROWS = 50_000
+EMAIL_COLUMN_GUESSES = ["email", "e-mail", "email address", "e-mail address", "mail", "address"]
+
+
+def import_dir() -> Path:
+    """Return the directory where uploaded files wait to be imported.
+
+    Every worker must see it: a shared VAR_DIR when workers run on several machines.
+    """
+    path = Path(settings.VAR_DIR) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def import_header_read(*, path: str | Path) -> list[str]:
+    """Return the file's column names, or raise ValidationError if it has none."""
+    with _open(path) as handle:
+        try:
+            header = next(csv.reader(handle), None)
+        except csv.Error as exc:
+            raise ValidationError(f"The first line is not valid CSV: {exc}") from None
+    if not header or not any(cell.strip() for cell in header):
+        raise ValidationError("The file is empty or has no header line naming its columns.")
+    return [cell.strip() for cell in header]
+
+
+def import_columns_guess(*, header: list[str]) -> dict[str, str]:
+    """Return likely email, name and lists column names for a header."""
+    lowered = {cell.lower(): cell for cell in header}
+    email = next((lowered[g] for g in EMAIL_COLUMN_GUESSES if g in lowered), "")
+    name = next((lowered[g] for g in ("name", "full name", "first name") if g in lowered), "")
+    lists = next((lowered[g] for g in ("lists", "list") if g in lowered), "")
+    return {"email": email, "name": name, "lists": lists}
+
+
+def import_job_create(
+    *,
+    source: str | Path,
+    file_name: str,
+    mailing_list: MailingList,
+    consent: str,
+    email_column: str = "",
+    name_column: str = "",
+    lists_column: str = "",
+    created_by=None,
+    copy: bool = True,
+) -> ImportJob:
+    """Check the file's size and columns, keep a copy, and return a queued job.
+
+    With copy=False the job reads the file where it is (the management
+    command's own file) and leaves it there afterwards.
+    """
+    if consent not in ImportJob.Consent.values:
+        raise ValidationError("Choose whether consent was already given or a confirmation must be sent.")
+    source = Path(source)
+    size = source.stat().st_size
+    if size > IMPORT_MAX_BYTES:
+        raise ValidationError(f"The file is {size / 1024 / 1024:.0f} MB; at most 100 MB can be imported at once.")
+    header = import_header_read(path=source)
+    if not email_column:
+        email_column = import_columns_guess(header=header)["email"]
+        if not email_column:
+            raise ValidationError(
+                f"Name the column that holds the addresses. The file's columns are: {', '.join(header)}."
+            )
+    _column_index(header, email_column, label="email")
+    if name_column:
+        _column_index(header, name_column, label="name")
+    if lists_column:
+        _column_index(header, lists_column, label="lists")
+    if copy:
+        path = import_dir() / f"import-{uuid.uuid4().hex}.csv"
+        shutil.copyfile(source, path)
+    else:
+        path = source.resolve()
+    return ImportJob.objects.create(
+        mailing_list=mailing_list,
+        created_by=created_by,
+        file_name=Path(file_name).name[:255],
+        file_path=str(path),
+        file_size=size,
+        consent=consent,
+        email_column=email_column,
+        name_column=name_column,
+        lists_column=lists_column,
+    )
+
+
+def _rows_count(path: str) -> int:
+    with _open(path) as handle:
+        reader = csv.reader(handle)
+        count = -1  # the header
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                return max(count, 0)
+            except csv.Error:
+                pass
+            count += 1
+
+
+def _job_fail(job: ImportJob, message: str) -> ImportJob:
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def import_job_run(*, job_id: int, max_seconds: float | None = None, chunk_rows: int = IMPORT_CHUNK_ROWS) -> ImportJob:
+    """Import the job's file from where it stopped; return the job.
+
+    With max_seconds, stop after the chunk that passes that time and leave
+    the job running with `job.unfinished` set, for the caller to continue it
+    (a task re-queues itself, so no single task outlives its time limit).
+    A run that finds another worker ahead of it stops without that flag.
+    """
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(
+        status=ImportJob.Status.RUNNING,
+        started_at=Coalesce(F("started_at"), timezone.now()),
+        progressed_at=timezone.now(),
+    )
+    job = ImportJob.objects.select_related("mailing_list").get(pk=job_id)
+    job.unfinished = False
+    if not claimed:
+        return job
+    if not Path(job.file_path).is_file():
+        return _job_fail(job, "The uploaded file is gone; upload it again.")
+    if job.total_rows is None:
+        total = _rows_count(job.file_path)
+        if total > IMPORT_MAX_ROWS:
+            return _job_fail(job, f"The file has {total:,} rows; at most {IMPORT_MAX_ROWS:,} can be imported at once.")
+        ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
+        job.total_rows = total
+    try:
+        if not _chunks_write(job, chunk_rows=chunk_rows, max_seconds=max_seconds):
+            job.refresh_from_db()
+            job.unfinished = job.processed_rows < (job.total_rows or 0)
+            return job
+    except _Superseded:
+        job.refresh_from_db()
+        return job
+    except ValidationError as exc:
+        return _job_fail(job, exc.messages[0])
+    queued = import_confirmations_queue(job=job)
+    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+        status=ImportJob.Status.DONE,
+        finished_at=timezone.now(),
+        confirmations_queued=F("confirmations_queued") + queued,
+    )
+    _file_discard(job)
+    job.refresh_from_db()
+    return job
+
+
+def imports_stalled_claim(*, older_than: float) -> list[int]:
+    """Return the imports, queued or running, with no sign of life for `older_than` seconds; mark them seen.
+
+    Their worker died or their queued task was lost with the broker. Marking
+    them keeps the next round from queueing them again before a worker takes
+    them; a second task for a live import stops at its first chunk (_Superseded).
+    """
+    now = timezone.now()
+    stalled = ImportJob.objects.filter(status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]).alias(
+        seen=Coalesce("progressed_at", "created_at")
+    )
+    job_ids = list(stalled.filter(seen__lt=now - timedelta(seconds=older_than)).values_list("pk", flat=True))
+    ImportJob.objects.filter(pk__in=job_ids).update(progressed_at=now)
+    return job_ids
+
+
+def _file_discard(job: ImportJob) -> None:
+    """Delete the job's copy of the upload; leave a file the job did not copy."""
+    path = Path(job.file_path)
+    if path.parent == import_dir().resolve() or path.parent == import_dir():
+        path.unlink(missing_ok=True)
+
+
+def import_confirmations_queue(*, job: ImportJob) -> int:
+    """Queue a confirmation mail for each reader the job left pending; return how many.
+
+    One mail per reader: it confirms all their pending lists at once.
+    """
+    if job.consent != ImportJob.Consent.CONFIRM:
+        return 0
+    subscriber_ids = (
+        Subscription.objects.filter(
+            status=Subscription.Status.PENDING,
+            consent_source=Subscription.ConsentSource.IMPORT,
+            consent_detail=job.consent_detail,
+        )
+        .values_list("subscriber_id", flat=True)
+        .distinct()
+        .order_by("subscriber_id")
+    )
+    count = 0
+    for subscriber_id in subscriber_ids.iterator(chunk_size=2000):
+        transaction.on_commit(lambda pk=subscriber_id: task_queue("subscriptions.tasks.confirmation_mail", pk))
+        count += 1
+    return count
+
+
+def import_errors_for(*, job: ImportJob):
+    """Return the job's bad rows in file order."""
+    return ImportRowError.objects.filter(job=job).order_by("row_number")

@@ -1,0 +1,1 @@
+"""Staff pages for subscribers: import and export."""
