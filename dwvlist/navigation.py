@@ -13,6 +13,7 @@ from django.utils.functional import SimpleLazyObject
 
 from dwvlist import access
 
+
 @dataclass(frozen=True)
 class NavItem:
     label: str
