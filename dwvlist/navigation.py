@@ -66,7 +66,7 @@ def staff_nav_build(*, user, path: str, error_page: bool = False) -> list[NavIte
             )
         )
     if access.user_may(user, access.READERS):
-        items.append(NavItem("Subscribers", _url("readers:list")))
+        items.append(NavItem("Subscribers", _url("staff:readers")))
     if access.user_may(user, access.SUBSCRIBERS):
         items.append(NavItem("Import and export", _url("staff:import")))
         items.append(NavItem("Django admin", _url("admin:index")))

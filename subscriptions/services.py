@@ -258,6 +258,24 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     return True
 
 
+def confirmation_mail_resend(*, subscriber_id: int) -> str:
+    """Queue the confirmation mail again, as an admin asks; return what happened.
+
+    One of "queued", "none_pending" (nothing waits for confirmation),
+    "suppressed" (never mailed) or "too_soon" (one went out within
+    CONFIRMATION_MAIL_INTERVAL: the same limit the public form has).
+    """
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or not subscriber.subscriptions.filter(status=Subscription.Status.PENDING).exists():
+        return "none_pending"
+    if suppression_exists(email=subscriber.email):
+        return "suppressed"
+    if not confirmation_mail_allowed(email=subscriber.email):
+        return "too_soon"
+    transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
+    return "queued"
+
+
 @dataclass
 class ConfirmOutcome:
     """What a confirmation link leads to.

@@ -61,6 +61,10 @@ MATRIX: dict[str, Case] = {
     "staff:import_job_resume": staff("post", kwargs="job", editor=403, admin=302),
     "staff:import_job_errors": staff(kwargs="job", **ADMINS_ONLY),
     "staff:export": staff(**ADMINS_ONLY),
+    # The subscribers screen: editors read, admins act.
+    "staff:readers": staff(),
+    "staff:reader": staff(kwargs="reader"),
+    "staff:reader_action": staff(kwargs="reader_action", **ADMINS_ONLY),
     # The editor area.
     "editor:home": staff(),
     "editor:login": public(),
@@ -171,6 +175,8 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
         "issue": {"issue_id": world["issue"].pk},
         "comment": {"comment_id": 999_999},
         "slot": {"slot": "a-preview-slot"},
+        "reader": {"subscriber_id": reader.pk},
+        "reader_action": {"subscriber_id": reader.pk, "action": "suppress"},
         "list": {"list_slug": world["list"].slug},
         "archive_issue": {"list_slug": world["list"].slug, "year": 2020, "month": 1, "issue_slug": "nothing"},
         "token": {"token": preferences_token_make(subscriber_id=reader.pk) if good else "forged-token"},
