@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 import css_inline
 import nh3
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from markdown_it import MarkdownIt
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ ARTICLE_START = "<!--dwvlist:article-start-->"
 ARTICLE_END = "<!--dwvlist:article-end-->"
 
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+DEFAULT_ACCENT = "#9b1c1c"
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Classes are harmless and let the article's own parts (subtitle, byline) be styled.
 _ALLOWED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "p": {"class"}, "div": {"class"}}
 
@@ -98,16 +102,39 @@ def _text_body(source: str) -> str:
     return _INLINE_LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>" if m.group(1) else f"<{m.group(2)}>", source)
 
 
+def _accent(mailing_list: MailingList | None) -> str:
+    # It goes into a <style> block: only a plain #rrggbb ever does.
+    value = mailing_list.accent_colour if mailing_list else ""
+    return value if _HEX_COLOUR.match(value or "") else DEFAULT_ACCENT
+
+
+def issue_web_url(*, issue: Issue, mailing_list: MailingList | None) -> str:
+    """Return the "read it on the web" address of the issue, or "" when its list has no public archive.
+
+    It names the issue by id and answers with a redirect to the permanent
+    archive address, which is known only once the issue has been sent.
+    """
+    if issue.pk is None or mailing_list is None or not (mailing_list.is_public and mailing_list.archive_enabled):
+        return ""
+    path = reverse("archive:issue_link", kwargs={"list_slug": mailing_list.slug, "issue_id": issue.pk})
+    return settings.SITE_URL + path
+
+
 def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> RenderedIssue:
     """Render the issue's mail with the footer and the two link placeholders.
 
-    The footer and list name come from mailing_list when given (an unsaved
-    draft in the live preview), else from the issue's first list.
+    The footer, masthead and list name come from mailing_list when given (an
+    unsaved draft in the live preview), else from the issue's first list.
     """
     mailing_list = mailing_list or _primary_list(issue)
     footer_text = (mailing_list.footer_text if mailing_list else "").strip()
     subject = _one_line(issue.title)
+    web_url = issue_web_url(issue=issue, mailing_list=mailing_list)
     context = {
+        "preheader": _one_line(issue.preheader),
+        "web_url": web_url,
+        "accent": _accent(mailing_list),
+        "logo_url": mailing_list.logo_url if mailing_list else "",
         "subject": subject,
         "title": subject,
         "article_start": ARTICLE_START,
@@ -131,6 +158,8 @@ def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> Re
     footer_lines = ["-- "]
     if footer_text:
         footer_lines.append(_text_body(footer_text))
+    if web_url:
+        footer_lines.append(f"Read it on the web: {web_url}")
     footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
     footer_lines.append(f"Preferences: {PREFERENCES_URL}")
     text = f"{head}\n\n{_text_body(issue.body)}\n\n" + "\n".join(footer_lines) + "\n"

@@ -244,7 +244,7 @@ def issue_draft_save(*, issue_id: int | None, fields: dict, user=None) -> Issue 
     Return the issue, or None when it has started sending meanwhile (a
     conditional update, so an autosave never changes a frozen issue).
     """
-    values = {name: fields[name] for name in ("title", "subtitle", "byline", "body")}
+    values = {name: fields[name] for name in ("title", "subtitle", "byline", "preheader", "body")}
     lists = list(fields.get("lists") or [])
     with transaction.atomic():
         if issue_id is None:

@@ -65,6 +65,7 @@ class MailingListAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "description"]}),
         ("Sender", {"fields": ["from_name", "from_email", "reply_to", "footer_text"]}),
+        ("Masthead of the mail", {"fields": ["logo_url", "accent_colour"]}),
         ("Settings", {"fields": ["is_public", "archive_enabled", "tracking_enabled", "double_opt_in", "send_welcome"]}),
     ]
 

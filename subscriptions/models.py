@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 EMAIL_MAX_LENGTH = 254
+DEFAULT_ACCENT = "#9b1c1c"
 NAME_MAX_LENGTH = 200
 
 
@@ -23,12 +25,29 @@ class MailingList(models.Model):
     tracking_enabled = models.BooleanField(default=False, help_text="Record opens and clicks.")
     double_opt_in = models.BooleanField(default=True, help_text="New readers confirm by email first.")
     send_welcome = models.BooleanField(default=False, help_text="Mail a welcome once confirmed.")
+    # The masthead at the top of every issue mail: the logo if given, else the list's name.
+    logo_url = models.URLField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text="An https:// address of a logo image for the top of every issue (about 600 × 120 pixels). "
+        "Leave empty to show the list's name.",
+    )
+    accent_colour = models.CharField(
+        max_length=7,
+        default=DEFAULT_ACCENT,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Give a colour as # and six hex digits, e.g. #9b1c1c.")],
+        help_text="Links and the masthead's rule in the mail, as #rrggbb.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~Q(slug=""), name="mailinglist_slug_not_empty"),
+            models.CheckConstraint(
+                condition=Q(accent_colour__regex=r"^#[0-9a-fA-F]{6}$"), name="mailinglist_accent_colour_hex"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -98,6 +98,7 @@ MATRIX: dict[str, Case] = {
     "archive:index": public(),
     "archive:list": public(kwargs="list"),
     "archive:feed": public(kwargs="list"),
+    "archive:issue_link": public(status=404, kwargs="issue_link"),  # the issue is not sent
     "archive:issue": public(status=404, kwargs="archive_issue"),
     # Reader pages.
     "subscriptions:list_detail": public(kwargs="list"),
@@ -175,6 +176,7 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
         "issue": {"issue_id": world["issue"].pk},
         "comment": {"comment_id": 999_999},
         "slot": {"slot": "a-preview-slot"},
+        "issue_link": {"list_slug": world["list"].slug, "issue_id": world["issue"].pk},
         "reader": {"subscriber_id": reader.pk},
         "reader_action": {"subscriber_id": reader.pk, "action": "suppress"},
         "list": {"list_slug": world["list"].slug},

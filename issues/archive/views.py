@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from issues import rendering
@@ -57,3 +58,14 @@ def archive_issue(request, list_slug: str, year: int, month: int, issue_slug: st
         "subscribe_form": SubscribeForm(initial={"lists": [mailing_list.slug]}),
     }
     return render(request, "issues/archive_issue.html", context)
+
+
+@require_GET
+def archive_issue_link(request, list_slug: str, issue_id: int):
+    """Send the mail's "read it on the web" link on to the issue's permanent archive address."""
+    mailing_list = archive_selectors.archive_list_get(slug=list_slug)
+    issue = archive_selectors.archive_issues(mailing_list=mailing_list).filter(pk=issue_id).first()
+    if issue is None:
+        raise Http404("This issue is not in the archive (yet).")
+    (entry,) = archive_selectors.archive_entries(mailing_list=mailing_list, issues=[issue])
+    return redirect(entry.path, permanent=False)
