@@ -6,9 +6,21 @@ Every email is a trio of templates under templates/emails/:
 
 from __future__ import annotations
 
+from email.utils import formataddr
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+
+
+def sender_address(name: str, address: str) -> str:
+    """Return "Name <address>": the one way a sender is written in every mail.
+
+    The name is folded to one line (a line break must never start a new
+    header), quoted when it holds quotes, commas or other specials, and
+    RFC 2047-encoded when it is not ASCII.
+    """
+    return formataddr((" ".join(name.split()), address))
 
 
 def email_render(name: str, context: dict) -> tuple[str, str, str]:

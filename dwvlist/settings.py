@@ -84,7 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dwvlist.context_processors.site",
-                "dwvlist.context_processors.staff_nav",
+                "issues.navigation.staff_nav",
             ],
         },
     },

@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from dwvlist import views
+from subscriptions import views as reader_views
 
 admin.site.site_header = "dwvlist administration"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", reader_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("editor/comments/", include("issues.comments.urls")),

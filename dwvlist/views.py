@@ -39,22 +39,16 @@ def healthz(request):
     return JsonResponse(report, status=200 if healthy else 503)
 
 
-def home(request):
-    """List the public mailing lists."""
-    from subscriptions.models import MailingList
-
-    lists = MailingList.objects.filter(is_public=True)
-    return render(request, "dwvlist/home.html", {"lists": lists})
-
-
 # Our own error pages, with the staff navigation for staff -----------------------
 
 
-def _error_page(request, *, template: str, status: int, context: dict | None = None):
-    from dwvlist.navigation import staff_nav_items
+# Set on the request so the staff navigation (issues.navigation) shows on an error page at any path.
+ERROR_PAGE_ATTRIBUTE = "dwvlist_error_page"
 
-    nav = staff_nav_items(request=request, error_page=True)
-    return render(request, template, {"staff_nav": nav, **(context or {})}, status=status)
+
+def _error_page(request, *, template: str, status: int, context: dict | None = None):
+    setattr(request, ERROR_PAGE_ATTRIBUTE, True)
+    return render(request, template, context or {}, status=status)
 
 
 def error_forbidden(request, exception=None):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscription
+from subscriptions.selectors import readers_dashboard
 
 _SENT_STATUSES = [
     Delivery.Status.SENT,
@@ -94,3 +95,39 @@ def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:
 
 
 # The archive --------------------------------------------------------------
+
+
+DASHBOARD_ISSUES = 8
+
+
+def issues_figures(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return each issue's recipients, sent, bounced and failed, counted from the ledger."""
+    counts: dict[int, dict[str, int]] = {issue_id: {} for issue_id in issue_ids}
+    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
+    for row in rows:
+        counts[row["issue_id"]][row["status"]] = row["n"]
+    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
+    return {
+        issue_id: {
+            "recipients": sum(by_status.values()),
+            "sent": sum(by_status.get(s, 0) for s in accepted),
+            "failed": by_status.get(Delivery.Status.FAILED, 0),
+            "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
+        }
+        for issue_id, by_status in counts.items()
+    }
+
+
+def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
+    """Return the last issues with their status and delivery figures from the ledger."""
+    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
+    figures = issues_figures(issue_ids=[issue.pk for issue in issues])
+    return [{"issue": issue, **figures[issue.pk]} for issue in issues]
+
+
+def dashboard_context(*, now=None) -> dict:
+    """Return the editor home's dashboard: the readers' charts and the suppression count.
+
+    The issues with their figures are the home page's one table (issues_figures).
+    """
+    return readers_dashboard(now=now)

@@ -27,8 +27,8 @@ from issues.delivery.ledger import issue_recipient_count
 from issues.delivery.messages import preview_headers
 from issues.forms import DraftForm, IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
+from issues.selectors import dashboard_context, issues_figures
 from subscriptions.exports import csv_cell_safe
-from subscriptions.selectors import dashboard_context, issues_figures
 
 EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
 PREVIEW_UNSUBSCRIBE_URL = "/u/preview/"
@@ -201,23 +201,27 @@ def _preview_headers(issue: Issue) -> dict[str, str]:
     return preview_headers(issue=issue)
 
 
+def _preview_context(request, issue: Issue, test_form: TestSendForm) -> dict:
+    """Return the preview page's context: the mail as a reader gets it, and the test-send form."""
+    rendered = _rendered(issue)
+    return {
+        "issue": issue,
+        "editable": issue.status in EDITABLE_STATUSES,
+        "subject": rendered.subject,
+        "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
+        "headers": _preview_headers(issue),
+        "test_form": test_form,
+    }
+
+
 @never_cache
 @require_GET
 @editor_required
 def issue_preview(request, issue_id: int):
     """Show the mail as a reader gets it, with the actions the status allows."""
     issue = _issue(issue_id)
-    rendered = _rendered(issue)
-    default_address = request.user.email or ""
-    context = {
-        "issue": issue,
-        "editable": issue.status in EDITABLE_STATUSES,
-        "subject": rendered.subject,
-        "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
-        "headers": _preview_headers(issue),
-        "test_form": TestSendForm(initial={"addresses": default_address}),
-    }
-    return render(request, "issues/issue_preview.html", context)
+    form = TestSendForm(initial={"addresses": request.user.email or ""})
+    return render(request, "issues/issue_preview.html", _preview_context(request, issue, form))
 
 
 @never_cache
@@ -241,16 +245,7 @@ def issue_test_send(request, issue_id: int):
     issue = _issue(issue_id)
     form = TestSendForm(request.POST)
     if not form.is_valid():
-        rendered = _rendered(issue)
-        context = {
-            "issue": issue,
-            "editable": issue.status in EDITABLE_STATUSES,
-            "subject": rendered.subject,
-            "text": rendering.rendered_personalize(rendered.text, **_preview_links(request)),
-            "headers": _preview_headers(issue),
-            "test_form": form,
-        }
-        return render(request, "issues/issue_preview.html", context, status=400)
+        return render(request, "issues/issue_preview.html", _preview_context(request, issue, form), status=400)
     if not issue.lists.exists():
         # The sender, footer and list headers come from the issue's first list.
         messages.error(request, "Choose at least one list before sending a test.")

@@ -18,7 +18,7 @@ from django.db.models.functions import Lower
 from django.utils.functional import cached_property
 
 from dwvlist.celery import task_queue
-from subscriptions import services
+from subscriptions import erasure, services
 from subscriptions.addresses import email_hash, email_normalize
 from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
 
@@ -179,7 +179,7 @@ class SubscriberAdmin(ScalableAdmin):
 
     @admin.action(description="Erase (delete everything, keep only a suppression hash)", permissions=["delete"])
     def erase(self, request, queryset):
-        erased = sum(services.subscriber_erase(subscriber_id=pk) for pk in list(queryset.values_list("pk", flat=True)))
+        erased = sum(erasure.subscriber_erase(subscriber_id=pk) for pk in list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{erased} readers erased; their addresses will not be imported again.")
 
 

@@ -30,7 +30,7 @@ class MailingList(models.Model):
         max_length=500,
         blank=True,
         validators=[URLValidator(schemes=["https", "http"])],
-        help_text="An https:// address of a logo image for the top of every issue (about 600 × 120 pixels). "
+        help_text="An https:// address of a logo image for the top of every issue (about 600 by 120 pixels). "
         "Leave empty to show the list's name.",
     )
     accent_colour = models.CharField(

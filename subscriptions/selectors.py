@@ -1,4 +1,4 @@
-"""Reads for the editor area's dashboard and subscribers screen, bounded so they stay fast at a million readers."""
+"""Reads for the editor area's dashboard, bounded so they stay fast at a million readers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from subscriptions.addresses import email_hash
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
 DASHBOARD_WEEKS = 12
-DASHBOARD_ISSUES = 8
 
 
 def _week_starts(now, weeks: int) -> list:
@@ -97,37 +96,8 @@ def signups_and_unsubscribes(*, weeks: int = DASHBOARD_WEEKS, now=None) -> list[
     ]
 
 
-def issues_figures(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Return each issue's recipients, sent, bounced and failed, counted from the ledger."""
-    from issues.models import Delivery  # issues depends on subscriptions, not the reverse
-
-    counts: dict[int, dict[str, int]] = {issue_id: {} for issue_id in issue_ids}
-    rows = Delivery.objects.filter(issue_id__in=counts).values("issue_id", "status").annotate(n=Count("id")).order_by()
-    for row in rows:
-        counts[row["issue_id"]][row["status"]] = row["n"]
-    accepted = (Delivery.Status.SENT, Delivery.Status.DELIVERED, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED)
-    return {
-        issue_id: {
-            "recipients": sum(by_status.values()),
-            "sent": sum(by_status.get(s, 0) for s in accepted),
-            "failed": by_status.get(Delivery.Status.FAILED, 0),
-            "bounced": by_status.get(Delivery.Status.BOUNCED, 0),
-        }
-        for issue_id, by_status in counts.items()
-    }
-
-
-def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
-    """Return the last issues with their status and delivery figures from the ledger."""
-    from issues.models import Issue
-
-    issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    figures = issues_figures(issue_ids=[issue.pk for issue in issues])
-    return [{"issue": issue, **figures[issue.pk]} for issue in issues]
-
-
-def dashboard_context(*, now=None) -> dict:
-    """Return the editor home's dashboard: charts, recent issues and the suppression count."""
+def readers_dashboard(*, now=None) -> dict:
+    """Return the readers' part of the editor home's dashboard: growth charts and the suppression count."""
     weeks = signups_and_unsubscribes(now=now)
     return {
         "dashboard_growth_chart": chart_svg_lines(series=list_growth(now=now), title="Active readers per list"),

@@ -6,26 +6,22 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import formataddr
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dwvlist.celery import task_queue
-from dwvlist.emails import email_send
+from dwvlist.emails import email_send, sender_address
 from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.ratelimit import confirmation_mail_allowed
 from subscriptions.tokens import (
-    address_token_make,
-    address_token_read,
     confirmation_token_expired,
     confirmation_token_make,
     confirmation_token_matches,
     confirmation_token_read,
-    preferences_token_read,
     unsubscribe_token_read,
 )
 
@@ -95,13 +91,6 @@ def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int
 # --- Subscribing ------------------------------------------------------------------
 
 
-def _list_sender(mailing_list: MailingList) -> str:
-    # formataddr quotes the name; line breaks would be refused by Django
-    # anyway, but a from_name must never break the mail.
-    name = " ".join(mailing_list.from_name.split())
-    return formataddr((name, mailing_list.from_email))
-
-
 def _subscriber_get_or_create(*, email: str, name: str) -> Subscriber:
     subscriber = Subscriber.objects.filter(email__iexact=email).first()
     if subscriber is None:
@@ -132,7 +121,7 @@ def _consent_fields(*, mailing_list: MailingList, detail: str, now: datetime, co
     }
 
 
-def _subscription_join(
+def subscription_join(
     *, subscriber: Subscriber, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool
 ) -> tuple[Subscription, bool]:
     """Put the subscriber on the list; return the row and whether it became active just now.
@@ -167,7 +156,7 @@ def _subscription_join(
     return subscription, False
 
 
-def _welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
+def welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
     for list_id in list_ids:
         transaction.on_commit(
             lambda list_id=list_id: task_queue("subscriptions.tasks.welcome_mail", subscriber_id, list_id)
@@ -192,7 +181,7 @@ def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList],
         pending = False
         welcome: list[int] = []
         for mailing_list in lists:
-            subscription, activated = _subscription_join(
+            subscription, activated = subscription_join(
                 subscriber=subscriber, mailing_list=mailing_list, detail=detail, now=now, confirmed=False
             )
             if subscription.status == Subscription.Status.PENDING:
@@ -202,7 +191,7 @@ def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList],
         if pending and confirmation_mail_allowed(email=subscriber.email):
             subscriber_id = subscriber.pk
             transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
-        _welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
+        welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
 
 
 # --- Confirming -------------------------------------------------------------------
@@ -233,6 +222,21 @@ def _confirmation_token(*, subscriber: Subscriber) -> tuple[str, list[Subscripti
     return confirmation_token_make(subscriber_id=subscriber.pk, issued_at=issued_at, state=state), pending
 
 
+def confirm_link_mail_send(name: str, *, to: str, mailing_list: MailingList | None, path: str, context: dict) -> None:
+    """Mail a link to confirm something (a subscription, a new address) from the list, valid for the usual days."""
+    email_send(
+        name,
+        to=to,
+        from_email=sender_address(mailing_list.from_name, mailing_list.from_email) if mailing_list else None,
+        reply_to=(mailing_list.reply_to or None) if mailing_list else None,
+        context={
+            "confirm_url": f"{settings.SITE_URL}{path}",
+            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
+            **context,
+        },
+    )
+
+
 def confirmation_mail_send(*, subscriber_id: int) -> bool:
     """Mail the subscriber a link confirming their pending subscriptions; return True if sent."""
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
@@ -242,18 +246,12 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     if not pending:
         return False
     lists = [s.mailing_list for s in pending]
-    first = lists[0]
-    email_send(
+    confirm_link_mail_send(
         "confirm",
         to=subscriber.email,
-        from_email=_list_sender(first),
-        reply_to=first.reply_to or None,
-        context={
-            "subscriber": subscriber,
-            "lists": lists,
-            "confirm_url": f"{settings.SITE_URL}/confirm/{token}/",
-            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
-        },
+        mailing_list=lists[0],
+        path=f"/confirm/{token}/",
+        context={"subscriber": subscriber, "lists": lists},
     )
     return True
 
@@ -334,7 +332,7 @@ def subscriber_confirm(*, token: str) -> ConfirmOutcome:
             ).update(status=Subscription.Status.ACTIVE, confirmed_at=now, updated_at=now)
             if changed:
                 confirmed.append(mailing_list)
-        _welcome_queue(subscriber_id=outcome.subscriber.pk, list_ids=[ml.pk for ml in confirmed if ml.send_welcome])
+        welcome_queue(subscriber_id=outcome.subscriber.pk, list_ids=[ml.pk for ml in confirmed if ml.send_welcome])
     if not confirmed:
         return ConfirmOutcome("already", outcome.subscriber, _active_lists(outcome.subscriber))
     return ConfirmOutcome("confirmed", outcome.subscriber, confirmed)
@@ -356,7 +354,7 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
     email_send(
         "welcome",
         to=subscription.subscriber.email,
-        from_email=_list_sender(mailing_list),
+        from_email=sender_address(mailing_list.from_name, mailing_list.from_email),
         reply_to=mailing_list.reply_to or None,
         headers=list_headers(mailing_list=mailing_list, unsubscribe=unsubscribe),
         context={
@@ -406,217 +404,4 @@ def subscription_unsubscribe_by_token(*, token: str, source: str) -> Unsubscribe
     return UnsubscribeOutcome(subscription, changed)
 
 
-# --- Preferences ------------------------------------------------------------------
-
-
-def preferences_token_subscriber(*, token: str) -> Subscriber | None:
-    """Return the subscriber a preferences token names, or None."""
-    subscriber_id = preferences_token_read(token)
-    if subscriber_id is None:
-        return None
-    return Subscriber.objects.filter(pk=subscriber_id).first()
-
-
-def preference_lists(*, subscriber: Subscriber) -> list[tuple[MailingList, Subscription | None]]:
-    """Return the lists the reader can manage: every public list, and private ones they are on."""
-    subscriptions = {s.mailing_list_id: s for s in subscriber.subscriptions.all()}
-    joined = [list_id for list_id, s in subscriptions.items() if s.status != Subscription.Status.UNSUBSCRIBED]
-    lists = MailingList.objects.filter(is_public=True) | MailingList.objects.filter(pk__in=joined)
-    return [(ml, subscriptions.get(ml.pk)) for ml in lists.distinct().order_by("name")]
-
-
-def subscriber_preferences_update(*, subscriber_id: int, name: str, list_ids: Iterable[int]) -> None:
-    """Set the reader's name and exactly which of their manageable lists they get.
-
-    The preferences link came to the reader's own inbox, so choosing a list
-    here needs no further confirmation.
-    """
-    chosen = set(list_ids)
-    now = timezone.now()
-    with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
-        if subscriber.name != name:
-            subscriber.name = name
-            subscriber.save(update_fields=["name", "updated_at"])
-        welcome: list[int] = []
-        for mailing_list, subscription in preference_lists(subscriber=subscriber):
-            active = subscription is not None and subscription.status == Subscription.Status.ACTIVE
-            if mailing_list.pk in chosen and not active:
-                _, activated = _subscription_join(
-                    subscriber=subscriber,
-                    mailing_list=mailing_list,
-                    detail="preference centre",
-                    now=now,
-                    confirmed=True,
-                )
-                if activated and mailing_list.send_welcome:
-                    welcome.append(mailing_list.pk)
-            elif mailing_list.pk not in chosen and subscription is not None:
-                subscription_unsubscribe(
-                    subscriber_id=subscriber.pk,
-                    list_id=mailing_list.pk,
-                    source=Subscription.UnsubscribeSource.PREFERENCES,
-                )
-        _welcome_queue(subscriber_id=subscriber.pk, list_ids=welcome)
-
-
-# --- Change of address ------------------------------------------------------------
-
-
-def subscriber_address_change_request(*, subscriber_id: int, new_email: str) -> None:
-    """Mail a confirmation link to the new address; the old one stays in use until then.
-
-    Returns nothing on purpose: whether the new address is suppressed,
-    rate-limited or someone else's, the reader sees the same answer.
-    """
-    subscriber = Subscriber.objects.get(pk=subscriber_id)
-    if subscriber.email.lower() == new_email.lower():
-        return
-    if suppression_exists(email=new_email) or not confirmation_mail_allowed(email=new_email):
-        return
-    transaction.on_commit(lambda: task_queue("subscriptions.tasks.address_change_mail", subscriber_id, new_email))
-
-
-def address_change_mail_send(*, subscriber_id: int, new_email: str) -> bool:
-    """Mail the new address the link that moves the subscriber to it; return True if sent."""
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or suppression_exists(email=new_email):
-        return False
-    token = address_token_make(subscriber_id=subscriber.pk, old_email=subscriber.email, new_email=new_email)
-    first = (
-        subscriber.subscriptions.exclude(status=Subscription.Status.UNSUBSCRIBED)
-        .select_related("mailing_list")
-        .order_by("mailing_list__name")
-        .first()
-    )
-    email_send(
-        "confirm-address",
-        to=new_email,
-        from_email=_list_sender(first.mailing_list) if first else None,
-        context={
-            "subscriber": subscriber,
-            "new_email": new_email,
-            "confirm_url": f"{settings.SITE_URL}/confirm-address/{token}/",
-            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
-        },
-    )
-    return True
-
-
-@dataclass
-class AddressOutcome:
-    """What an address link leads to.
-
-    result is one of: "ready", "changed", "already" (done before),
-    "taken" (another reader has that address: refused), "invalid".
-    """
-
-    result: str
-    subscriber: Subscriber | None = None
-    new_email: str = ""
-
-
-def address_change_check(*, token: str) -> AddressOutcome:
-    """Return what the address token would do, changing nothing."""
-    claim = address_token_read(token)
-    if claim is None:
-        return AddressOutcome("invalid")
-    subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
-    if subscriber is None:
-        return AddressOutcome("invalid")
-    if subscriber.email.lower() == claim.new_email.lower():
-        return AddressOutcome("already", subscriber, claim.new_email)
-    if subscriber.email.lower() != claim.old_email.lower() or suppression_exists(email=claim.new_email):
-        return AddressOutcome("invalid")
-    if Subscriber.objects.filter(email__iexact=claim.new_email).exclude(pk=subscriber.pk).exists():
-        return AddressOutcome("taken", subscriber, claim.new_email)
-    return AddressOutcome("ready", subscriber, claim.new_email)
-
-
-def subscriber_address_change_confirm(*, token: str) -> AddressOutcome:
-    """Move the subscriber to the address the token names, unless another reader has it."""
-    outcome = address_change_check(token=token)
-    if outcome.result != "ready":
-        return outcome
-    try:
-        with transaction.atomic():
-            changed = Subscriber.objects.filter(pk=outcome.subscriber.pk, email=outcome.subscriber.email).update(
-                email=outcome.new_email, updated_at=timezone.now()
-            )
-    except IntegrityError:  # someone took the address meanwhile
-        return AddressOutcome("taken", outcome.subscriber, outcome.new_email)
-    if not changed:
-        return address_change_check(token=token)
-    outcome.subscriber.refresh_from_db()
-    return AddressOutcome("changed", outcome.subscriber, outcome.new_email)
-
-
 # --- Data export and erasure --------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def subscriber_data_export(*, subscriber_id: int) -> dict:
-    """Return everything we hold about the reader, as JSON-ready data."""
-    subscriber = Subscriber.objects.get(pk=subscriber_id)
-    subscriptions = subscriber.subscriptions.select_related("mailing_list", "unsubscribe_issue").order_by("pk")
-    deliveries = subscriber.deliveries.select_related("issue").order_by("pk")
-    return {
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "created_at": _iso(subscriber.created_at),
-        "updated_at": _iso(subscriber.updated_at),
-        "subscriptions": [
-            {
-                "list": s.mailing_list.name,
-                "list_slug": s.mailing_list.slug,
-                "status": s.status,
-                "consent_source": s.consent_source,
-                "consented_at": _iso(s.consented_at),
-                "consent_detail": s.consent_detail,
-                "confirmed_at": _iso(s.confirmed_at),
-                "unsubscribed_at": _iso(s.unsubscribed_at),
-                "unsubscribe_source": s.unsubscribe_source,
-                "unsubscribe_issue": s.unsubscribe_issue.title if s.unsubscribe_issue else None,
-            }
-            for s in subscriptions
-        ],
-        "deliveries": [
-            {
-                "issue": d.issue.title,
-                "email": d.email,
-                "status": d.status,
-                "sent_at": _iso(d.sent_at),
-                "delivered_at": _iso(d.delivered_at),
-                "opened_at": _iso(d.opened_at),
-                "clicked_at": _iso(d.clicked_at),
-            }
-            for d in deliveries
-        ],
-    }
-
-
-def subscriber_erase(*, subscriber_id: int) -> bool:
-    """Delete the reader and their personal data; keep only a keyed hash on the suppression list.
-
-    The hash stops a later import or form post from silently re-adding them.
-    Delivery rows stay (the issues' figures must add up) without address
-    or subscriber. Returns False if they were already gone.
-    """
-    from issues.models import Delivery, DeliveryEvent  # issues depends on subscriptions, not the reverse
-
-    with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
-        if subscriber is None:
-            return False
-        email = subscriber.email
-        Delivery.objects.filter(subscriber_id=subscriber_id).update(email="")
-        DeliveryEvent.objects.filter(recipient__iexact=email).update(recipient="", payload={})
-        suppression_add(email=email, reason=Suppression.Reason.ERASED, keep_address=False)
-        # An address suppressed earlier (a bounce, say) kept its text; erasing
-        # means it goes too.
-        Suppression.objects.filter(email_hash=email_hash(email)).update(email="")
-        subscriber.delete()
-    return True

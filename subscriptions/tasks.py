@@ -33,6 +33,16 @@ def welcome_mail(subscriber_id: int, list_id: int) -> bool:
 )
 def address_change_mail(subscriber_id: int, new_email: str) -> bool:
     """Mail the new address the link that moves the subscriber to it."""
-    from subscriptions.services import address_change_mail_send
+    from subscriptions.address_change import address_change_mail_send
 
     return address_change_mail_send(subscriber_id=subscriber_id, new_email=new_email)
+
+
+@shared_task(name="dwvlist.tasks.probe")
+def probe() -> dict:
+    """Return what the worker sees of the database: proof of a live round trip."""
+    from django.db import connection
+
+    from subscriptions.models import Subscriber
+
+    return {"vendor": connection.vendor, "subscribers": Subscriber.objects.count()}

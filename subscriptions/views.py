@@ -7,9 +7,10 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import services
+from subscriptions import address_change, erasure, services
+from subscriptions import preferences as reader_preferences
 from subscriptions.forms import AddressForm, PreferencesForm, SubscribeForm
 from subscriptions.models import MailingList, Subscription
 from subscriptions.ratelimit import subscribe_post_allowed
@@ -125,7 +126,7 @@ def unsubscribe(request, token: str):
 
 
 def _preferences_form(subscriber, data=None) -> PreferencesForm:
-    rows = services.preference_lists(subscriber=subscriber)
+    rows = reader_preferences.preference_lists(subscriber=subscriber)
     initial = {
         "name": subscriber.name,
         "lists": [str(ml.pk) for ml, s in rows if s is not None and s.status != Subscription.Status.UNSUBSCRIBED],
@@ -142,7 +143,7 @@ def _preferences_page(request, token, subscriber, *, form=None, address_form=Non
             "token": token,
             "form": form or _preferences_form(subscriber),
             "address_form": address_form or AddressForm(),
-            "rows": services.preference_lists(subscriber=subscriber),
+            "rows": reader_preferences.preference_lists(subscriber=subscriber),
         },
         status=status,
     )
@@ -152,7 +153,7 @@ def _preferences_page(request, token, subscriber, *, form=None, address_form=Non
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request, token: str):
     """Show and change the reader's lists and name."""
-    subscriber = services.preferences_token_subscriber(token=token)
+    subscriber = reader_preferences.preferences_token_subscriber(token=token)
     if subscriber is None:
         return _link_invalid(request)
     if request.method != "POST":
@@ -160,7 +161,7 @@ def preferences(request, token: str):
     form = _preferences_form(subscriber, request.POST)
     if not form.is_valid():
         return _preferences_page(request, token, subscriber, form=form, status=400)
-    services.subscriber_preferences_update(
+    reader_preferences.subscriber_preferences_update(
         subscriber_id=subscriber.pk, name=form.cleaned_data["name"], list_ids=form.list_ids()
     )
     messages.success(request, "Your preferences are saved.")
@@ -171,13 +172,15 @@ def preferences(request, token: str):
 @require_POST
 def preferences_address(request, token: str):
     """Start a change of address: the new address gets a link to confirm it."""
-    subscriber = services.preferences_token_subscriber(token=token)
+    subscriber = reader_preferences.preferences_token_subscriber(token=token)
     if subscriber is None:
         return _link_invalid(request)
     form = AddressForm(request.POST)
     if not form.is_valid():
         return _preferences_page(request, token, subscriber, address_form=form, status=400)
-    services.subscriber_address_change_request(subscriber_id=subscriber.pk, new_email=form.cleaned_data["new_email"])
+    address_change.subscriber_address_change_request(
+        subscriber_id=subscriber.pk, new_email=form.cleaned_data["new_email"]
+    )
     # The same answer whether the new address is free, taken or suppressed.
     return render(
         request,
@@ -190,11 +193,11 @@ def preferences_address(request, token: str):
 @require_http_methods(["GET", "HEAD"])
 def preferences_data(request, token: str):
     """Download everything we hold about the reader, as JSON."""
-    subscriber = services.preferences_token_subscriber(token=token)
+    subscriber = reader_preferences.preferences_token_subscriber(token=token)
     if subscriber is None:
         return _link_invalid(request)
     response = JsonResponse(
-        services.subscriber_data_export(subscriber_id=subscriber.pk), json_dumps_params={"indent": 2}
+        erasure.subscriber_data_export(subscriber_id=subscriber.pk), json_dumps_params={"indent": 2}
     )
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
     return response
@@ -204,12 +207,12 @@ def preferences_data(request, token: str):
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences_erase(request, token: str):
     """GET asks for confirmation; POST deletes the reader and everything about them."""
-    subscriber = services.preferences_token_subscriber(token=token)
+    subscriber = reader_preferences.preferences_token_subscriber(token=token)
     if subscriber is None:
         return _link_invalid(request)
     if request.method != "POST":
         return render(request, "subscriptions/erase.html", {"subscriber": subscriber, "token": token})
-    services.subscriber_erase(subscriber_id=subscriber.pk)
+    erasure.subscriber_erase(subscriber_id=subscriber.pk)
     return render(request, "subscriptions/erased.html")
 
 
@@ -219,9 +222,9 @@ def preferences_erase(request, token: str):
 def confirm_address(request, token: str):
     """Confirm a new address from the link mailed to it (GET shows a button)."""
     if request.method == "POST":
-        outcome = services.subscriber_address_change_confirm(token=token)
+        outcome = address_change.subscriber_address_change_confirm(token=token)
     else:
-        outcome = services.address_change_check(token=token)
+        outcome = address_change.address_change_check(token=token)
     if outcome.result == "invalid":
         return _link_invalid(request)
     context = {"outcome": outcome, "token": token}
@@ -230,3 +233,10 @@ def confirm_address(request, token: str):
     return render(
         request, "subscriptions/confirm_address.html", context, status=409 if outcome.result == "taken" else 200
     )
+
+
+@require_GET
+def home(request):
+    """List the public mailing lists."""
+    lists = MailingList.objects.filter(is_public=True)
+    return render(request, "dwvlist/home.html", {"lists": lists})

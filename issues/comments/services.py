@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from dwvlist.emails import email_send
+from dwvlist.emails import email_send, sender_address
 from issues.models import Comment, Issue
 
 ANSWER_MAX_CHARS = 20_000
@@ -29,7 +29,7 @@ def comment_handle(*, comment: Comment, user, handled: bool = True) -> None:
 def comment_answer(*, comment: Comment, user, text: str) -> None:
     """Mail the editor's answer to the writer, as a reply in their thread, and mark the comment handled."""
     mailing_list = comment.issue.lists.order_by("pk").first() if comment.issue else None
-    from_email = f'"{mailing_list.from_name}" <{mailing_list.from_email}>' if mailing_list else None
+    from_email = sender_address(mailing_list.from_name, mailing_list.from_email) if mailing_list else None
     headers = {}
     if comment.message_id:
         headers = {"In-Reply-To": comment.message_id, "References": comment.message_id}

@@ -117,8 +117,6 @@ def ledger_write(*, issue: Issue, on_first_chunk=None) -> int:
     after sending started and are left out. Running it again (after a
     crash) completes the ledger without adding duplicates.
     """
-    from issues.delivery.ledger import ledger_mark_alive
-
     list_ids = list(issue.lists.values_list("id", flat=True))
     if not list_ids:
         return 0

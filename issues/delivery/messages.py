@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dwvlist.emails import sender_address
 from issues.delivery.mime import message_id_make
 from issues.delivery.transports.base import Envelope, Recipient
 from issues.models import Issue
@@ -80,10 +81,8 @@ def preview_headers(*, issue: Issue) -> dict[str, str]:
     example = recipient_for(
         issue=issue, delivery_id=0, subscriber_id=0, email="reader@example.org", mailing_list=primary
     )
-    from issues.delivery.mime import address_encode
-
     headers = {
-        "From": address_encode(primary.from_name, primary.from_email),
+        "From": sender_address(primary.from_name, primary.from_email),
         "To": example.email,
         "Subject": issue.snapshot_subject or issue.title,
         "Message-ID": f"<{example.message_id}>",

@@ -14,7 +14,7 @@ import binascii
 import secrets
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 
 _HEADER_UNSAFE = str.maketrans({"\r": " ", "\n": " "})
 
@@ -25,14 +25,6 @@ def header_encode(value: str) -> str:
     if value.isascii():
         return value
     return Header(value, "utf-8").encode(maxlinelen=998)
-
-
-def address_encode(name: str, address: str) -> str:
-    """Return "Name <address>" with the name encoded if it needs to be."""
-    name = name.translate(_HEADER_UNSAFE)
-    if name.isascii():
-        return formataddr((name, address))
-    return f"{Header(name, 'utf-8').encode(maxlinelen=998)} <{address}>"
 
 
 def message_id_make(*, issue_id: int, subscriber_id: int | None, domain: str, nonce: str = "") -> str:

@@ -30,6 +30,23 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * (2 ** max(0, attempts - 1)), 3600))
 
 
+def _retry_or_give_up(rows, *, error: str, attempts: int, now) -> tuple[int, int]:
+    """Defer the rows for a retry after their attempts, or fail them once SEND_MAX_ATTEMPTS is reached.
+
+    Return (failed, deferred).
+    """
+    released = {"claim_token": "", "claimed_at": None, "updated_at": now}
+    if attempts >= settings.SEND_MAX_ATTEMPTS:
+        gave_up = f"gave up after {attempts} attempts: {error}"[:1000]
+        return rows.update(status=Delivery.Status.FAILED, last_error=gave_up, **released), 0
+    return 0, rows.update(
+        status=Delivery.Status.DEFERRED,
+        last_error=error[:1000],
+        next_attempt_at=now + _retry_delay(attempts),
+        **released,
+    )
+
+
 def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], changed: dict) -> BatchResult:
     from subscriptions.services import suppression_add
 
@@ -53,24 +70,11 @@ def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], ch
             attempts_of = dict(claimed.filter(id__in=list(transient)).values_list("id", "attempts"))
             endings = {d: (o.error, attempts_of.get(d, max_attempts)) for d, o in transient.items()}
             for (error, attempts), ids in _grouped(endings).items():
-                rows = claimed.filter(id__in=ids)
-                if attempts >= max_attempts:
-                    result.failed += rows.update(
-                        status=Delivery.Status.FAILED,
-                        last_error=f"gave up after {attempts} attempts: {error}"[:1000],
-                        claim_token="",
-                        claimed_at=None,
-                        updated_at=now,
-                    )
-                else:
-                    result.deferred += rows.update(
-                        status=Delivery.Status.DEFERRED,
-                        last_error=error,
-                        next_attempt_at=now + _retry_delay(attempts),
-                        claim_token="",
-                        claimed_at=None,
-                        updated_at=now,
-                    )
+                failed, deferred = _retry_or_give_up(
+                    claimed.filter(id__in=ids), error=error, attempts=attempts, now=now
+                )
+                result.failed += failed
+                result.deferred += deferred
     for delivery_id, outcome in permanent.items():
         if outcome.suppress and delivery_id in emails:
             suppression_add(email=emails[delivery_id], reason="rejected", note=outcome.error)
@@ -159,25 +163,14 @@ def _defer_all(token: str, reason: str) -> int:
     """Return every row of the claim to the queue for a later retry (the batch failed as a whole)."""
     now = timezone.now()
     claimed = Delivery.objects.filter(claim_token=token, status=Delivery.Status.CLAIMED)
-    max_attempts = settings.SEND_MAX_ATTEMPTS
+    failed = deferred = 0
     with transaction.atomic():
-        failed = claimed.filter(attempts__gte=max_attempts).update(
-            status=Delivery.Status.FAILED,
-            last_error=f"gave up after {max_attempts} attempts: {reason}"[:1000],
-            claim_token="",
-            claimed_at=None,
-            updated_at=now,
-        )
-        deferred = 0
         for attempts in set(claimed.values_list("attempts", flat=True)):
-            deferred += claimed.filter(attempts=attempts).update(
-                status=Delivery.Status.DEFERRED,
-                last_error=reason[:1000],
-                next_attempt_at=now + _retry_delay(attempts),
-                claim_token="",
-                claimed_at=None,
-                updated_at=now,
+            gave_up, waiting = _retry_or_give_up(
+                claimed.filter(attempts=attempts), error=reason, attempts=attempts, now=now
             )
+            failed += gave_up
+            deferred += waiting
     return failed + deferred
 
 

@@ -29,7 +29,6 @@ from subscriptions.imports.parsing import _column_index, _open
 from subscriptions.imports.writing import _chunks_write, _Superseded
 from subscriptions.models import (
     ImportJob,
-    ImportRowError,
     MailingList,
     Subscription,
 )
@@ -239,8 +238,3 @@ def import_confirmations_queue(*, job: ImportJob) -> int:
         transaction.on_commit(lambda pk=subscriber_id: task_queue("subscriptions.tasks.confirmation_mail", pk))
         count += 1
     return count
-
-
-def import_errors_for(*, job: ImportJob):
-    """Return the job's bad rows in file order."""
-    return ImportRowError.objects.filter(job=job).order_by("row_number")

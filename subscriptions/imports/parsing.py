@@ -126,52 +126,84 @@ def _chunks(job: ImportJob, *, chunk_rows: int, pool=None) -> Iterator[_Chunk]:
             yield chunk_of(batch, start, done)
 
 
+class _Rejected(Exception):
+    """The row cannot be imported: why, and the value to show beside the reason."""
+
+    def __init__(self, reason: str, value: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value = value
+
+
+def _cell(cells: list[str], at: int | None) -> str:
+    return cells[at] if at is not None and len(cells) > at else ""
+
+
+def _email_cell(cells, email_at: int, name_at: int | None) -> str:
+    """Return the row's raw address cell; reject a line that is not CSV, empty, short or not UTF-8."""
+    if isinstance(cells, Exception):
+        raise _Rejected(f"The line is not valid CSV: {cells}")
+    if not any(cell.strip() for cell in cells):
+        raise _Rejected("The row is empty.")
+    if len(cells) <= email_at:
+        raise _Rejected("The row has no value in the email column.")
+    raw = cells[email_at]
+    if "\ufffd" in raw or "\ufffd" in _cell(cells, name_at):
+        raise _Rejected("The row is not valid UTF-8; save the file as CSV UTF-8.", raw)
+    return raw
+
+
+def _name_cell(cells: list[str], name_at: int | None, raw: str) -> str:
+    """Return the row's name; reject one with line breaks or over the length limit."""
+    name = _cell(cells, name_at).strip()
+    if "\r" in name or "\n" in name or "\x00" in name:
+        raise _Rejected("The name cannot contain line breaks.", raw)
+    if len(name) > NAME_MAX_LENGTH:
+        raise _Rejected(f"The name is longer than {NAME_MAX_LENGTH} characters.", raw)
+    return name
+
+
+def _list_ids(cells: list[str], lists_at: int | None, *, default: int, lists_by_slug: dict, raw: str) -> list[int]:
+    """Return the ids of the lists the row names (the job's list when it names none); reject unknown slugs."""
+    text = _cell(cells, lists_at).strip()
+    if not text:
+        return [default]
+    slugs = [slug for slug in _LIST_SEPARATORS.split(text.lower()) if slug]
+    unknown = [slug for slug in slugs if slug not in lists_by_slug]
+    if unknown:
+        raise _Rejected(f"No list has the slug {', '.join(unknown)}.", raw)
+    return list(dict.fromkeys(lists_by_slug[slug] for slug in slugs))
+
+
+def _seen_before(key: str, raw: str, seen: set[int]) -> bool:
+    """Return True if the file had this address already; remember it (and its raw spelling) otherwise."""
+    fingerprint = hash(key)
+    if fingerprint in seen:
+        return True
+    seen.add(fingerprint)
+    seen.add(hash(raw.strip().lower()))
+    return False
+
+
 def _row_check(*, chunk, cells, checked, row_number, job, columns, lists_by_slug, seen) -> None:
     """Validate one row and add it to the chunk as a row to write, an error or a duplicate."""
     email_at, name_at, lists_at = columns
-
-    def bad(reason: str, value: str = "") -> None:
-        chunk.errors.append(ImportRowError(job=job, row_number=row_number, value=value[:300], reason=reason[:300]))
-
-    if isinstance(cells, Exception):
-        bad(f"The line is not valid CSV: {cells}")
-        return
-    if not any(cell.strip() for cell in cells):
-        bad("The row is empty.")
-        return
-    if len(cells) <= email_at:
-        bad("The row has no value in the email column.")
-        return
-    raw = cells[email_at]
-    if "\ufffd" in raw or (name_at is not None and len(cells) > name_at and "\ufffd" in cells[name_at]):
-        bad("The row is not valid UTF-8; save the file as CSV UTF-8.", raw)
-        return
     email, address_hash, invalid = checked
-    if invalid:
-        bad(invalid, raw)
+    try:
+        raw = _email_cell(cells, email_at, name_at)
+        if invalid:
+            raise _Rejected(invalid, raw)
+        name = _name_cell(cells, name_at, raw)
+        list_ids = _list_ids(cells, lists_at, default=job.mailing_list_id, lists_by_slug=lists_by_slug, raw=raw)
+    except _Rejected as rejected:
+        chunk.errors.append(
+            ImportRowError(job=job, row_number=row_number, value=rejected.value[:300], reason=rejected.reason[:300])
+        )
         return
-    name = cells[name_at].strip() if name_at is not None and len(cells) > name_at else ""
-    if "\r" in name or "\n" in name or "\x00" in name:
-        bad("The name cannot contain line breaks.", raw)
-        return
-    if len(name) > NAME_MAX_LENGTH:
-        bad(f"The name is longer than {NAME_MAX_LENGTH} characters.", raw)
-        return
-    list_ids = [job.mailing_list_id]
-    if lists_at is not None and len(cells) > lists_at and cells[lists_at].strip():
-        slugs = [slug for slug in _LIST_SEPARATORS.split(cells[lists_at].strip().lower()) if slug]
-        unknown = [slug for slug in slugs if slug not in lists_by_slug]
-        if unknown:
-            bad(f"No list has the slug {', '.join(unknown)}.", raw)
-            return
-        list_ids = list(dict.fromkeys(lists_by_slug[slug] for slug in slugs))
     key = email.lower()
-    fingerprint = hash(key)
-    if fingerprint in seen:
+    if _seen_before(key, raw, seen):
         chunk.duplicates += 1
         return
-    seen.add(fingerprint)
-    seen.add(hash(raw.strip().lower()))
     chunk.rows.append(_Row(email=email, key=key, name=name, hash=address_hash, list_ids=list_ids))
 
 

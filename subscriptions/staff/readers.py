@@ -20,6 +20,7 @@ from dwvlist import access
 from dwvlist.access import readers_required, subscribers_required
 from subscriptions import selectors, services
 from subscriptions.addresses import email_hash
+from subscriptions.erasure import subscriber_erase
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 
 QUERY_MAX_LENGTH = 254
@@ -177,7 +178,7 @@ def _act(request, subscriber: Subscriber, action: str, target: MailingList | Non
         note = f"suppressed by {request.user.get_username()} on the subscribers screen"
         services.suppression_add(email=subscriber.email, reason=Suppression.Reason.MANUAL, note=note)
         return "Suppressed: this address will never be mailed again."
-    services.subscriber_erase(subscriber_id=subscriber.pk)
+    subscriber_erase(subscriber_id=subscriber.pk)
     return "Erased: only a keyed hash of the address stays, on the suppression list."
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dwvlist.redis import issue_ledger_key, redis_client
 from issues import services
 from issues.delivery import batch, claims, ledger
 from issues.models import Delivery, Issue
@@ -361,7 +362,7 @@ def test_an_issue_is_not_finished_until_its_whole_ledger_is_written(smtp_sink, m
     assert smtp_sink.tally.unique == 10
     assert Issue.objects.get(pk=issue.pk).status == "sending"
     # The writer's liveness lapses; the reaper's task finishes the ledger.
-    claims._redis().delete(f"dwvlist:issue:{issue.pk}:ledger")
+    redis_client().delete(issue_ledger_key(issue.pk))
     assert ledger.issues_needing_ledger() == [issue.pk]
     from issues.delivery.tasks import complete_ledger
 
@@ -389,7 +390,7 @@ def test_without_the_redis_cursor_batches_are_claimed_by_sweeping_the_ledger(set
     assert claims._range_next(issue, 7) is None
     batches = [claims._batch_claim(issue, 7, f"{n:032d}") for n in range(6)]
     assert [len(c) for c in batches] == [7, 7, 7, 7, 2, 0]
-    ids = [row[0] for claim in claims for row in claim]
+    ids = [row[0] for claim in batches for row in claim]
     assert len(set(ids)) == 30
 
 

@@ -4,8 +4,9 @@ import pytest
 from django.utils import timezone
 
 from issues.models import Delivery, Issue
+from issues.selectors import dashboard_context, issues_recent
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
-from subscriptions.selectors import dashboard_context, issues_recent, list_growth, signups_and_unsubscribes
+from subscriptions.selectors import list_growth, signups_and_unsubscribes
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@ import pytest
 from django.utils import timezone
 
 from issues.models import Delivery, Issue
-from subscriptions import services
+from subscriptions import erasure, services
 from subscriptions.models import Subscriber, Subscription
 
 
@@ -54,8 +54,8 @@ def test_confirmation_mail_is_not_sent_to_a_since_suppressed_address(news, outbo
 
 
 def test_erase_is_harmless_twice(active_reader):
-    assert services.subscriber_erase(subscriber_id=active_reader.pk) is True
-    assert services.subscriber_erase(subscriber_id=active_reader.pk) is False
+    assert erasure.subscriber_erase(subscriber_id=active_reader.pk) is True
+    assert erasure.subscriber_erase(subscriber_id=active_reader.pk) is False
 
 
 @pytest.mark.django_db

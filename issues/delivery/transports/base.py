@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from issues.delivery.mime import address_encode, header_encode
+from dwvlist.emails import sender_address
+from issues.delivery.mime import header_encode
 from issues.delivery.ratelimit import provider_pause
 from issues.rendering import rendered_personalize
 
@@ -158,7 +159,7 @@ def calls_send(calls: list[list[Recipient]], send_call) -> dict[int, Outcome]:
 
 
 def from_header(envelope: Envelope) -> str:
-    return address_encode(envelope.from_name, envelope.from_email)
+    return sender_address(envelope.from_name, envelope.from_email)
 
 
 def subject_header(envelope: Envelope) -> str:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from issues.delivery.mime import address_encode
+from dwvlist.emails import sender_address
 from issues.delivery.transports.anymail_batch import bodies_templated
 from issues.delivery.transports.base import (
     SENT,
@@ -81,7 +81,7 @@ class MailgunBatchTransport(Transport):
         """Return the form fields of one batch call."""
         text, html = bodies_templated(envelope, _VARIABLE)
         fields = [
-            ("from", address_encode(envelope.from_name, envelope.from_email)),
+            ("from", sender_address(envelope.from_name, envelope.from_email)),
             ("subject", envelope.subject),
             ("text", text),
             ("html", html),

@@ -12,6 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
 from dwvlist import access
+from dwvlist.views import ERROR_PAGE_ATTRIBUTE
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,15 @@ def staff_nav_build(*, user, path: str, error_page: bool = False) -> list[NavIte
     return _mark_current([i for i in items if i.url], path)
 
 
-def staff_nav_items(*, request, error_page: bool = False):
-    """Return the request's navigation, worked out only if a template asks for it."""
-    return SimpleLazyObject(
-        lambda: staff_nav_build(user=getattr(request, "user", None), path=request.path, error_page=error_page)
-    )
+def staff_nav(request):
+    """Put the staff navigation in every page of the editor area, the Django admin and our error pages.
+
+    A context processor; worked out only if a template asks for it. The
+    error pages (dwvlist.views) mark the request, for they may answer any path.
+    """
+    error_page = getattr(request, ERROR_PAGE_ATTRIBUTE, False)
+    return {
+        "staff_nav": SimpleLazyObject(
+            lambda: staff_nav_build(user=getattr(request, "user", None), path=request.path, error_page=error_page)
+        )
+    }

@@ -1,0 +1,79 @@
+"""What we hold about a reader: everything, as data they can take away; and erasing it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from subscriptions.addresses import email_hash
+from subscriptions.models import Subscriber, Suppression
+from subscriptions.services import suppression_add
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def subscriber_data_export(*, subscriber_id: int) -> dict:
+    """Return everything we hold about the reader, as JSON-ready data."""
+    subscriber = Subscriber.objects.get(pk=subscriber_id)
+    subscriptions = subscriber.subscriptions.select_related("mailing_list", "unsubscribe_issue").order_by("pk")
+    deliveries = subscriber.deliveries.select_related("issue").order_by("pk")
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "created_at": _iso(subscriber.created_at),
+        "updated_at": _iso(subscriber.updated_at),
+        "subscriptions": [
+            {
+                "list": s.mailing_list.name,
+                "list_slug": s.mailing_list.slug,
+                "status": s.status,
+                "consent_source": s.consent_source,
+                "consented_at": _iso(s.consented_at),
+                "consent_detail": s.consent_detail,
+                "confirmed_at": _iso(s.confirmed_at),
+                "unsubscribed_at": _iso(s.unsubscribed_at),
+                "unsubscribe_source": s.unsubscribe_source,
+                "unsubscribe_issue": s.unsubscribe_issue.title if s.unsubscribe_issue else None,
+            }
+            for s in subscriptions
+        ],
+        "deliveries": [
+            {
+                "issue": d.issue.title,
+                "email": d.email,
+                "status": d.status,
+                "sent_at": _iso(d.sent_at),
+                "delivered_at": _iso(d.delivered_at),
+                "opened_at": _iso(d.opened_at),
+                "clicked_at": _iso(d.clicked_at),
+            }
+            for d in deliveries
+        ],
+    }
+
+
+def subscriber_erase(*, subscriber_id: int) -> bool:
+    """Delete the reader and their personal data; keep only a keyed hash on the suppression list.
+
+    The hash stops a later import or form post from silently re-adding them.
+    Delivery rows stay (the issues' figures must add up) without address
+    or subscriber. Returns False if they were already gone.
+    """
+    from issues.models import Delivery, DeliveryEvent  # issues depends on subscriptions, not the reverse
+
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
+        if subscriber is None:
+            return False
+        email = subscriber.email
+        Delivery.objects.filter(subscriber_id=subscriber_id).update(email="")
+        DeliveryEvent.objects.filter(recipient__iexact=email).update(recipient="", payload={})
+        suppression_add(email=email, reason=Suppression.Reason.ERASED, keep_address=False)
+        # An address suppressed earlier (a bounce, say) kept its text; erasing
+        # means it goes too.
+        Suppression.objects.filter(email_hash=email_hash(email)).update(email="")
+        subscriber.delete()
+    return True
