@@ -109,6 +109,7 @@ MATRIX: dict[str, Case] = {
     "subscriptions:confirm": token(good=None),
     "subscriptions:confirm_address": token(good=None),
     "subscriptions:unsubscribe": token(kwargs="unsubscribe_token"),
+    "subscriptions:resubscribe": token("post", kwargs="unsubscribe_token"),
     "subscriptions:preferences": token(),
     "subscriptions:preferences_address": token("post", bad=404, good=200, data={"new_email": "new@example.org"}),
     "subscriptions:preferences_data": token(),
