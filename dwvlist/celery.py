@@ -19,7 +19,7 @@ app.conf.task_queues = (
 app.conf.task_routes = {"issues.tasks.send_batch": {"queue": "bulk"}}
 # Each app's tasks.py, and those of the subpackages that have their own.
 app.autodiscover_tasks()
-app.autodiscover_tasks(["issues.delivery", "issues.feedback", "subscriptions.imports"])
+app.autodiscover_tasks(["issues.delivery", "issues.feedback", "subscriptions.imports", "subscriptions.staff_jobs"])
 
 
 def task_queue(name: str, *args, countdown: float | None = None) -> None:

@@ -29,6 +29,7 @@ def redis_client() -> redis.Redis:
 WORKER_PREFIX = "dwvlist:worker:"  # + hostname: a live worker's heartbeat
 SEND_BUCKET = "dwvlist:send:bucket"  # the token bucket of the sending rate, shared by all workers
 SEND_PAUSE = "dwvlist:send:pause"  # set while the provider asked every worker to wait (429)
+DASHBOARD_KEY = "dwvlist:dashboard"  # cache key of the editor home's figures, counted by beat
 
 
 def issue_alive_key(issue_id: int) -> str:

@@ -210,6 +210,10 @@ SUBSCRIBE_POSTS_PER_MINUTE = env_int("SUBSCRIBE_POSTS_PER_MINUTE", 10, minimum=1
 # An import, queued or running, with no chunk committed for this many seconds
 # is continued where it stopped (its worker died, or its task was lost).
 IMPORT_STALL_SECONDS = env_int("IMPORT_STALL_SECONDS", 300, minimum=1)
+# A staff job (an export, a bulk action) whose worker shows no progress for this long is reported failed.
+STAFF_JOB_STALL_SECONDS = env_int("STAFF_JOB_STALL_SECONDS", 120, minimum=10)
+# The editor home's figures are counted by beat this often, not on each visit.
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=5)
 
 # --- Provider feedback (webhooks) ----------------------------------------------
 
@@ -230,6 +234,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.import_tasks.resume_stalled_imports",
         "schedule": float(min(60, IMPORT_STALL_SECONDS)),
     },
+    "fail-stalled-staff-jobs": {
+        "task": "subscriptions.staff_jobs.fail_stalled_staff_jobs",
+        "schedule": float(min(30, STAFF_JOB_STALL_SECONDS)),
+    },
+    "refresh-dashboard": {"task": "issues.tasks.dashboard_refresh", "schedule": float(DASHBOARD_REFRESH_SECONDS)},
     "apply-lost-feedback": {
         "task": "issues.feedback_tasks.sweep_unapplied_events",
         "schedule": FEEDBACK_SWEEP_INTERVAL,
@@ -277,6 +286,38 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "America/Detroit")
 USE_I18N = True
 USE_TZ = True
+
+# Imports waiting for a worker and finished exports: where every web
+# process and worker can reach them. "database" (the default) needs nothing
+# shared between hosts; "filesystem" needs FILE_STORAGE_DIR shared by all of
+# them; "s3" keeps them in a bucket (django-storages; credentials from the
+# usual AWS_* variables).
+FILE_STORAGE = env_choice("FILE_STORAGE", "database", ["database", "filesystem", "s3"])
+if FILE_STORAGE == "filesystem":
+    _files_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env_str("FILE_STORAGE_DIR", str(VAR_DIR / "files"))},
+    }
+elif FILE_STORAGE == "s3":
+    _files_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("FILE_STORAGE_S3_BUCKET", ""),
+            "endpoint_url": env_str("FILE_STORAGE_S3_ENDPOINT", "") or None,
+            "location": env_str("FILE_STORAGE_S3_PREFIX", "dwvlist"),
+            "default_acl": "private",
+            "querystring_auth": True,
+        },
+    }
+    if not _files_storage["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("FILE_STORAGE=s3 needs FILE_STORAGE_S3_BUCKET")
+else:
+    _files_storage = {"BACKEND": "subscriptions.files.DatabaseStorage"}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "files": _files_storage,
+}
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.models import EMAIL_MAX_LENGTH, MailingList, Subscriber
@@ -209,6 +210,8 @@ class DeliveryEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="deliveryevent_unapplied"),
+            # Erasing a reader finds the events that name their address without a scan.
+            models.Index(Lower("recipient"), name="deliveryevent_recipient_lower"),
         ]
 
     def __str__(self) -> str:

@@ -11,3 +11,11 @@ def start_due_issues() -> list[int]:
     from issues.services import issues_start_due
 
     return issues_start_due()
+
+
+@shared_task(name="issues.tasks.dashboard_refresh", ignore_result=True)
+def dashboard_refresh() -> None:
+    """Count the editor home's figures afresh for every visitor (run by beat)."""
+    from issues.selectors import dashboard_refresh as refresh
+
+    refresh()

@@ -12,15 +12,16 @@ import json
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
+from django.shortcuts import redirect
 from django.utils.functional import cached_property
 
-from dwvlist.celery import task_queue
-from subscriptions import erasure, services
+from subscriptions import services
 from subscriptions.addresses import email_hash, email_normalize
-from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
+from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription, Suppression
+from subscriptions.staff_jobs.services import staff_job_bulk_create
 
 EXACT_COUNT_BELOW = 10_000
 
@@ -156,31 +157,27 @@ class SubscriberAdmin(ScalableAdmin):
         queryset = queryset.annotate(email_lower=Lower("email"), name_lower=Lower("name")).filter(condition)
         return queryset, False
 
+    # Each action on many readers runs as one staff job, in bounded batches
+    # with a progress page, not as work in this request.
+    def _bulk(self, request, queryset, kind: str):
+        ids = list(queryset.values_list("pk", flat=True))
+        job = staff_job_bulk_create(kind=kind, subscriber_ids=ids, user=request.user)
+        self.message_user(
+            request, f"{job.get_kind_display()}: {len(ids)} readers, in the background.", messages.SUCCESS
+        )
+        return redirect("staff:job", job_id=job.pk)
+
     @admin.action(description="Unsubscribe from every list", permissions=["change"])
     def unsubscribe_all(self, request, queryset):
-        changed = 0
-        for subscriber_id in queryset.values_list("pk", flat=True):
-            changed += services.subscriber_unsubscribe_all(
-                subscriber_id=subscriber_id, source=Subscription.UnsubscribeSource.ADMIN
-            )
-        self.message_user(request, f"{changed} subscriptions ended.", messages.SUCCESS)
+        return self._bulk(request, queryset, StaffJob.Kind.UNSUBSCRIBE)
 
     @admin.action(description="Resend the confirmation mail (pending subscriptions)", permissions=["change"])
     def resend_confirmation(self, request, queryset):
-
-        ids = list(
-            Subscription.objects.filter(subscriber__in=queryset, status=Subscription.Status.PENDING)
-            .values_list("subscriber_id", flat=True)
-            .distinct()
-        )
-        for subscriber_id in ids:
-            transaction.on_commit(lambda pk=subscriber_id: task_queue("subscriptions.tasks.confirmation_mail", pk))
-        self.message_user(request, f"Confirmation mail queued for {len(ids)} readers.", messages.SUCCESS)
+        return self._bulk(request, queryset, StaffJob.Kind.RESEND)
 
     @admin.action(description="Erase (delete everything, keep only a suppression hash)", permissions=["delete"])
     def erase(self, request, queryset):
-        erased = sum(erasure.subscriber_erase(subscriber_id=pk) for pk in list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{erased} readers erased; their addresses will not be imported again.")
+        return self._bulk(request, queryset, StaffJob.Kind.ERASE)
 
 
 @admin.register(Subscription)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models.functions import Lower
 
 from subscriptions.addresses import email_hash
 from subscriptions.models import Subscriber, Suppression
@@ -70,7 +71,11 @@ def subscriber_erase(*, subscriber_id: int) -> bool:
             return False
         email = subscriber.email
         Delivery.objects.filter(subscriber_id=subscriber_id).update(email="")
-        DeliveryEvent.objects.filter(recipient__iexact=email).update(recipient="", payload={})
+        # Through the delivery link, and by address (an index on its lower case) for events that have none.
+        DeliveryEvent.objects.filter(delivery__subscriber_id=subscriber_id).update(recipient="", payload={})
+        DeliveryEvent.objects.alias(address=Lower("recipient")).filter(address=email.lower()).update(
+            recipient="", payload={}
+        )
         suppression_add(email=email, reason=Suppression.Reason.ERASED, keep_address=False)
         # An address suppressed earlier (a bounce, say) kept its text; erasing
         # means it goes too.

@@ -195,7 +195,12 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
     )
     file_name = models.CharField(max_length=255, help_text="The uploaded file's name, recorded as consent detail.")
-    file_path = models.CharField(max_length=1000, help_text="Where the file is kept while it is imported.")
+    file_path = models.CharField(
+        max_length=1000, blank=True, help_text="A local file read where it is (manage.py import_subscribers)."
+    )
+    stored_name = models.CharField(
+        max_length=255, blank=True, help_text="The uploaded file in the file storage, which every worker reads."
+    )
     file_size = models.PositiveBigIntegerField(default=0)
     consent = models.CharField(max_length=16, choices=Consent.choices)
     email_column = models.CharField(max_length=200, default="email")
@@ -263,3 +268,106 @@ class ImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row_number}: {self.reason}"
+
+
+class StoredFile(models.Model):
+    """A file kept in the database (the default file storage): imports waiting, exports to download.
+
+    In the database, every web process and worker on any host reads the
+    same file with nothing to share or mount.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    size = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StoredFileChunk(models.Model):
+    """One piece of a stored file, in order."""
+
+    file = models.ForeignKey(StoredFile, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["file", "seq"], name="storedfilechunk_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id}:{self.seq}"
+
+
+class StaffJob(models.Model):
+    """Staff work too big for one web request: an export, or a bulk action on many readers.
+
+    A worker runs it in bounded batches, recording progress as it goes; a job
+    whose worker went away is marked failed and can be started again.
+    """
+
+    class Kind(models.TextChoices):
+        EXPORT = "export", "Export subscribers"
+        ERASE = "erase", "Erase readers"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe readers from every list"
+        RESEND = "resend", "Resend confirmation mails"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_jobs"
+    )
+    # What to work on: an export's filters, or the readers of a bulk action.
+    mailing_list = models.ForeignKey(MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subscription_status = models.CharField(max_length=16, blank=True)
+    subscriber_ids = models.JSONField(default=list, blank=True)
+    # Each run takes the job with a fresh token; only that run may record its end.
+    run_token = models.CharField(max_length=32, blank=True)
+
+    total = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0, help_text="Readers erased, unsubscribed or mailed.")
+    error = models.TextField(blank=True)
+    # The finished export: where it is kept, and what lets its reader check it is whole.
+    file_name = models.CharField(max_length=255, blank=True)
+    stored_name = models.CharField(max_length=255, blank=True)
+    file_size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["export", "erase", "unsubscribe", "resend"]), name="staffjob_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]), name="staffjob_status_valid"
+            ),
+            # An export is offered for download only when it is whole.
+            models.CheckConstraint(
+                condition=~Q(kind="export", status="done") | (~Q(stored_name="") & ~Q(sha256="")),
+                name="staffjob_done_export_has_file",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total:
+            return 0
+        return min(100, int(self.processed * 100 / self.total))

@@ -75,8 +75,13 @@ def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, i
 
 def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int | None = None) -> int:
     """Unsubscribe the reader from every list; return how many changed."""
+    return subscribers_unsubscribe_all(subscriber_ids=[subscriber_id], source=source, issue_id=issue_id)
+
+
+def subscribers_unsubscribe_all(*, subscriber_ids: list[int], source: str, issue_id: int | None = None) -> int:
+    """Unsubscribe the readers from every list, in one statement; return how many subscriptions changed."""
     return (
-        Subscription.objects.filter(subscriber_id=subscriber_id)
+        Subscription.objects.filter(subscriber_id__in=subscriber_ids)
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
         .update(
             status=Subscription.Status.UNSUBSCRIBED,
@@ -235,6 +240,34 @@ def confirm_link_mail_send(name: str, *, to: str, mailing_list: MailingList | No
             **context,
         },
     )
+
+
+def confirmation_mails_send(*, subscriber_ids: list[int]) -> int:
+    """Mail each reader their confirmation link, at most once per address per interval; return how many were sent.
+
+    For imports and bulk resends: one task takes a thousand readers.
+    """
+    sent = 0
+    emails = dict(Subscriber.objects.filter(pk__in=subscriber_ids).values_list("pk", "email"))
+    for subscriber_id in subscriber_ids:
+        email = emails.get(subscriber_id)
+        if email and confirmation_mail_allowed(email=email):
+            sent += confirmation_mail_send(subscriber_id=subscriber_id)
+    return sent
+
+
+CONFIRMATION_CHUNK = 1000  # readers per confirmation task
+
+
+def confirmation_mails_queue(*, subscriber_ids: list[int]) -> int:
+    """Queue confirmation mails for the readers, CONFIRMATION_CHUNK to a task; return how many tasks."""
+    chunks = [
+        subscriber_ids[start : start + CONFIRMATION_CHUNK]
+        for start in range(0, len(subscriber_ids), CONFIRMATION_CHUNK)
+    ]
+    for chunk in chunks:
+        transaction.on_commit(lambda chunk=chunk: task_queue("subscriptions.tasks.confirmation_mails", chunk))
+    return len(chunks)
 
 
 def confirmation_mail_send(*, subscriber_id: int) -> bool:

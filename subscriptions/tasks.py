@@ -20,6 +20,14 @@ def confirmation_mail(subscriber_id: int) -> bool:
     return confirmation_mail_send(subscriber_id=subscriber_id)
 
 
+@shared_task(name="subscriptions.tasks.confirmation_mails", **_RETRY_ON_OS_ERROR)
+def confirmation_mails(subscriber_ids: list[int]) -> int:
+    """Mail a thousand readers their confirmation links (imports, bulk resends)."""
+    from subscriptions.services import confirmation_mails_send
+
+    return confirmation_mails_send(subscriber_ids=subscriber_ids)
+
+
 @shared_task(name="subscriptions.tasks.welcome_mail", **_RETRY_ON_OS_ERROR)
 def welcome_mail(subscriber_id: int, list_id: int) -> bool:
     """Mail the list's welcome to a newly active subscriber."""

@@ -9,16 +9,19 @@ A pattern missing from MATRIX fails test_every_url_has_an_entry: add one.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from issues.models import Issue
-from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription
+from subscriptions.files import files_storage
+from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription
 from subscriptions.tokens import preferences_token_make, unsubscribe_token_make
 
 LOGIN = 302  # anonymous users are sent to the login page
@@ -65,6 +68,10 @@ MATRIX: dict[str, Case] = {
     "staff:readers": staff(),
     "staff:reader": staff(kwargs="reader"),
     "staff:reader_action": staff(kwargs="reader_action", **ADMINS_ONLY),
+    "staff:job": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_json": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_download": staff(kwargs="staffjob", **ADMINS_ONLY),
+    "staff:job_restart": staff("post", kwargs="staffjob", editor=403, admin=302),
     # The editor area.
     "editor:home": staff(),
     "editor:login": public(),
@@ -160,12 +167,22 @@ def world(db):
     job = ImportJob.objects.create(
         mailing_list=news, file_name="x.csv", file_path="/nonexistent.csv", consent="given", status="done"
     )
+    content = b"email\n"
+    stored = files_storage().save("exports/matrix.csv", ContentFile(content))
+    staffjob = StaffJob.objects.create(
+        kind="export",
+        status="done",
+        stored_name=stored,
+        file_name="matrix.csv",
+        file_size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
     users = {}
     for role, group in (("editor", "Editors"), ("admin", "Admins")):
         user = User.objects.create_user(role, f"{role}@staff.example.org", "a-long-test-password-42", is_staff=True)
         user.groups.add(Group.objects.get(name=group))
         users[role] = user
-    return {"list": news, "reader": reader, "issue": issue, "job": job, "users": users}
+    return {"list": news, "reader": reader, "issue": issue, "job": job, "staffjob": staffjob, "users": users}
 
 
 def _kwargs(kind: str, world: dict, role: str) -> dict:
@@ -174,6 +191,7 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
     return {
         "": {},
         "job": {"job_id": world["job"].pk},
+        "staffjob": {"job_id": world["staffjob"].pk},
         "issue": {"issue_id": world["issue"].pk},
         "comment": {"comment_id": 999_999},
         "slot": {"slot": "a-preview-slot"},

@@ -11,20 +11,17 @@ elsewhere with bulk_create.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import shutil
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dwvlist.celery import task_queue
+from subscriptions.files import file_delete, file_local_copy, file_store
 from subscriptions.imports.parsing import _column_index, _open
 from subscriptions.imports.writing import _chunks_write, _Superseded
 from subscriptions.models import (
@@ -32,21 +29,12 @@ from subscriptions.models import (
     MailingList,
     Subscription,
 )
+from subscriptions.services import confirmation_mails_queue
 
 IMPORT_MAX_BYTES = 100 * 1024 * 1024
 IMPORT_MAX_ROWS = 1_000_000
 IMPORT_CHUNK_ROWS = 50_000
 EMAIL_COLUMN_GUESSES = ["email", "e-mail", "email address", "e-mail address", "mail", "address"]
-
-
-def import_dir() -> Path:
-    """Return the directory where uploaded files wait to be imported.
-
-    Every worker must see it: a shared VAR_DIR when workers run on several machines.
-    """
-    path = Path(settings.VAR_DIR) / "imports"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def import_header_read(*, path: str | Path) -> list[str]:
@@ -82,10 +70,11 @@ def import_job_create(
     created_by=None,
     copy: bool = True,
 ) -> ImportJob:
-    """Check the file's size and columns, keep a copy, and return a queued job.
+    """Check the file's size and columns, keep a copy in the file storage, and return a queued job.
 
-    With copy=False the job reads the file where it is (the management
-    command's own file) and leaves it there afterwards.
+    Every worker reads the stored copy, on any host. With copy=False the job
+    reads the local file where it is (the management command runs the
+    import itself) and leaves it there afterwards.
     """
     if consent not in ImportJob.Consent.values:
         raise ValidationError("Choose whether consent was already given or a confirmation must be sent.")
@@ -105,16 +94,13 @@ def import_job_create(
         _column_index(header, name_column, label="name")
     if lists_column:
         _column_index(header, lists_column, label="lists")
-    if copy:
-        path = import_dir() / f"import-{uuid.uuid4().hex}.csv"
-        shutil.copyfile(source, path)
-    else:
-        path = source.resolve()
+    stored_name = file_store(source=source, prefix="imports") if copy else ""
     return ImportJob.objects.create(
         mailing_list=mailing_list,
         created_by=created_by,
         file_name=Path(file_name).name[:255],
-        file_path=str(path),
+        file_path="" if copy else str(source.resolve()),
+        stored_name=stored_name,
         file_size=size,
         consent=consent,
         email_column=email_column,
@@ -164,10 +150,29 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None, chunk_rows:
     job.unfinished = False
     if not claimed:
         return job
-    if not Path(job.file_path).is_file():
+    try:
+        with _job_file(job) as path:
+            job.local_path = path
+            return _job_continue(job, max_seconds=max_seconds, chunk_rows=chunk_rows)
+    except FileNotFoundError:
         return _job_fail(job, "The uploaded file is gone; upload it again.")
+
+
+@contextlib.contextmanager
+def _job_file(job: ImportJob):
+    """Yield a local path to the job's file: a copy of the stored upload, or the local file itself."""
+    if job.stored_name:
+        with file_local_copy(job.stored_name) as path:
+            yield path
+    elif Path(job.file_path).is_file():
+        yield Path(job.file_path)
+    else:
+        raise FileNotFoundError(job.file_path)
+
+
+def _job_continue(job: ImportJob, *, max_seconds: float | None, chunk_rows: int) -> ImportJob:
     if job.total_rows is None:
-        total = _rows_count(job.file_path)
+        total = _rows_count(job.local_path)
         if total > IMPORT_MAX_ROWS:
             return _job_fail(job, f"The file has {total:,} rows; at most {IMPORT_MAX_ROWS:,} can be imported at once.")
         ImportJob.objects.filter(pk=job.pk).update(total_rows=total)
@@ -218,10 +223,8 @@ def import_job_stalled(*, job: ImportJob, after_seconds: float) -> bool:
 
 
 def _file_discard(job: ImportJob) -> None:
-    """Delete the job's copy of the upload; leave a file the job did not copy."""
-    path = Path(job.file_path)
-    if path.parent == import_dir().resolve() or path.parent == import_dir():
-        path.unlink(missing_ok=True)
+    """Delete the job's stored copy of the upload; leave a local file the job did not copy."""
+    file_delete(job.stored_name)
 
 
 def import_confirmations_queue(*, job: ImportJob) -> int:
@@ -241,8 +244,6 @@ def import_confirmations_queue(*, job: ImportJob) -> int:
         .distinct()
         .order_by("subscriber_id")
     )
-    count = 0
-    for subscriber_id in subscriber_ids.iterator(chunk_size=2000):
-        transaction.on_commit(lambda pk=subscriber_id: task_queue("subscriptions.tasks.confirmation_mail", pk))
-        count += 1
-    return count
+    ids = list(subscriber_ids)
+    confirmation_mails_queue(subscriber_ids=ids)
+    return len(ids)

@@ -77,7 +77,7 @@ def _chunks(job: ImportJob, *, chunk_rows: int, pool=None) -> Iterator[_Chunk]:
     """
     lists_by_slug = {slug.lower(): pk for slug, pk in MailingList.objects.values_list("slug", "pk")}
     seen: set[int] = set()
-    with _open(job.file_path) as handle:
+    with _open(job.local_path) as handle:
         reader = csv.reader(handle)
         header = [cell.strip() for cell in next(reader)]
         email_at = _column_index(header, job.email_column, label="email")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions.staff import readers, views
+from subscriptions.staff import jobs, readers, views
 
 app_name = "staff"
 
@@ -13,5 +13,9 @@ urlpatterns = [
     path("import/<int:job_id>/progress.json", views.import_job_json, name="import_job_json"),
     path("import/<int:job_id>/resume/", views.import_job_resume, name="import_job_resume"),
     path("import/<int:job_id>/bad-rows.csv", views.import_job_errors, name="import_job_errors"),
-    path("export.csv", views.export_csv, name="export"),
+    path("export/", jobs.export_start, name="export"),
+    path("jobs/<int:job_id>/", jobs.job_page, name="job"),
+    path("jobs/<int:job_id>/progress.json", jobs.job_json, name="job_json"),
+    path("jobs/<int:job_id>/download/", jobs.job_download, name="job_download"),
+    path("jobs/<int:job_id>/restart/", jobs.job_restart, name="job_restart"),
 ]

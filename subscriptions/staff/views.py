@@ -1,8 +1,9 @@
-"""Staff pages for subscribers: CSV import with its progress and report, CSV export."""
+"""Staff pages for subscribers: CSV import with its progress and report (exports: jobs.py)."""
 
 from __future__ import annotations
 
-import uuid
+import contextlib
+import tempfile
 from pathlib import Path
 
 from django import forms
@@ -12,14 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dwvlist.access import subscribers_read_required, subscribers_required
+from dwvlist.access import subscribers_required
 from dwvlist.celery import task_queue
-from subscriptions.exports import csv_lines, import_error_rows, subscriber_rows
-from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_dir, import_job_create, import_job_stalled
+from subscriptions.exports import csv_lines, import_error_rows
+from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_job_create, import_job_stalled
 from subscriptions.models import ImportJob, MailingList, Subscription
 
 
@@ -70,13 +70,17 @@ class ExportForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *Subscription.Status.choices], required=False)
 
 
-def _upload_keep(upload) -> str:
-    """Write the upload where the workers read imports; return its path."""
-    path = import_dir() / f"import-{uuid.uuid4().hex}.csv"
-    with open(path, "wb") as handle:
+@contextlib.contextmanager
+def _upload_local(upload):
+    """Yield a local path holding the upload (Django keeps big ones in a temporary file already)."""
+    if hasattr(upload, "temporary_file_path"):
+        yield Path(upload.temporary_file_path())
+        return
+    with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
         for piece in upload.chunks():
             handle.write(piece)
-    return str(path)
+        handle.flush()
+        yield Path(handle.name)
 
 
 @never_cache
@@ -86,21 +90,19 @@ def import_start(request):
     """Show the import form, recent imports and the export form; start an import."""
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        path = _upload_keep(form.cleaned_data["file"])
         try:
-            job = import_job_create(
-                source=path,
-                file_name=form.cleaned_data["file"].name,
-                mailing_list=form.cleaned_data["mailing_list"],
-                consent=form.cleaned_data["consent"],
-                email_column=form.cleaned_data["email_column"],
-                name_column=form.cleaned_data["name_column"],
-                lists_column=form.cleaned_data["lists_column"],
-                created_by=request.user,
-                copy=False,
-            )
+            with _upload_local(form.cleaned_data["file"]) as path:
+                job = import_job_create(
+                    source=path,
+                    file_name=form.cleaned_data["file"].name,
+                    mailing_list=form.cleaned_data["mailing_list"],
+                    consent=form.cleaned_data["consent"],
+                    email_column=form.cleaned_data["email_column"],
+                    name_column=form.cleaned_data["name_column"],
+                    lists_column=form.cleaned_data["lists_column"],
+                    created_by=request.user,
+                )
         except ValidationError as exc:
-            Path(path).unlink(missing_ok=True)
             form.add_error(None, exc)
         else:
             transaction.on_commit(lambda: task_queue("subscriptions.import_tasks.import_job_process", job.pk))
@@ -204,18 +206,3 @@ def import_job_errors(request, job_id: int):
     """Download an import's bad rows as CSV: row number, value and reason."""
     job = get_object_or_404(ImportJob, pk=job_id)
     return _csv_response(csv_lines(import_error_rows(job=job)), f"import-{job.pk}-bad-rows.csv")
-
-
-@require_GET
-@subscribers_read_required
-def export_csv(request):
-    """Stream the subscribers (filtered by list and status) as CSV, in constant memory."""
-    form = ExportForm(request.GET)
-    if not form.is_valid():
-        return JsonResponse({"errors": form.errors}, status=400)
-    mailing_list = form.cleaned_data["mailing_list"]
-    status = form.cleaned_data["status"] or None
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    name = f"subscribers-{mailing_list.slug if mailing_list else 'all'}{'-' + status if status else ''}-{stamp}.csv"
-    rows = subscriber_rows(list_id=mailing_list.pk if mailing_list else None, status=status)
-    return _csv_response(csv_lines(rows), name)

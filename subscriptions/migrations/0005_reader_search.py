@@ -37,7 +37,7 @@ def roles_update(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscriptions", "0003_roles")]
+    dependencies = [("subscriptions", "0004_stored_files_and_staff_jobs")]
 
     operations = [
         migrations.RunPython(trigram_indexes_create, trigram_indexes_drop),
