@@ -18,7 +18,8 @@ from django.utils.safestring import SafeString, mark_safe
 SERIES_COLOURS = ["var(--accent, #9b1c1c)", "#2a6fb0", "#1d8a4a", "#b7791f", "#7b4bb3", "#4a5568"]
 
 _MARGIN_LEFT = 56
-_MARGIN_RIGHT = 12
+# Room for half of the last x label, centred on the plot's right edge.
+_MARGIN_RIGHT = 30
 _MARGIN_TOP = 30
 _MARGIN_BOTTOM = 36
 _LEGEND_ROW = 18
@@ -93,14 +94,8 @@ def _x_labels(*, labels: list[str], xs: list[float], bottom: float) -> list[str]
     for index, (label, x) in enumerate(zip(labels, xs, strict=True)):
         if index % every and index != len(labels) - 1:
             continue
-        # The first and last labels lean inwards so neither is cut at the edge.
-        anchor = "middle"
-        if len(labels) > 1 and index == len(labels) - 1:
-            anchor = "end"
-        elif len(labels) > 1 and index == 0:
-            anchor = "start"
         parts.append(
-            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="{anchor}" font-size="12" '
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" font-size="12" '
             f'fill="currentColor">{escape(label)}</text>'
         )
     return parts

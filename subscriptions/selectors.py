@@ -238,6 +238,7 @@ def reader_history(*, subscriber: Subscriber) -> dict:
         "events": events,
         "replies": replies,
         "summary": reader_summary(subscriptions=subscriptions, suppression=suppression),
+        "pending": any(s.status == Subscription.Status.PENDING for s in subscriptions),
     }
 
 

@@ -142,7 +142,10 @@ def resubscribe(request, token: str):
     outcome = services.subscription_resubscribe_by_token(token=token, client=request.META.get("REMOTE_ADDR", ""))
     if outcome is None:
         return _link_invalid(request)
-    return render(request, "subscriptions/resubscribed.html", {"outcome": outcome})
+    preferences_token = preferences_token_make(subscriber_id=outcome.subscription.subscriber_id)
+    return render(
+        request, "subscriptions/resubscribed.html", {"outcome": outcome, "preferences_token": preferences_token}
+    )
 
 
 def _preferences_form(subscriber, data=None) -> PreferencesForm:

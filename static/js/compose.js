@@ -69,6 +69,7 @@
   }
 
   function previewSoon() {
+    say(previewState, "The preview updates when you pause…");
     clearTimeout(previewTimer);
     previewTimer = setTimeout(preview, PREVIEW_PAUSE);
   }
