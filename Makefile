@@ -44,6 +44,7 @@ ESP_N ?= 1000000
 ANYMAIL_N ?= 100000
 IMPORT_ROWS ?= 1000000
 SEARCH_READERS ?= 1000000
+STAFF_READERS ?= 1000000
 bench: venv
 	$(PY) -m bench --transport smtp -n $(SMTP_N)
 	$(PY) -m bench --transport mailgun -n $(ESP_N)
@@ -52,6 +53,7 @@ bench: venv
 	$(PY) -m bench --transport postmark -n 20000
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)
 	$(PY) -m bench.search_bench --readers $(SEARCH_READERS)
+	$(PY) -m bench.staff_bench --readers $(STAFF_READERS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -112,6 +112,7 @@ def demo_load(*, readers: int = 2000) -> MailingList:
             "from_email": "list@example.org",
             "reply_to": "editors@example.org",
             "footer_text": "Detroit Workers' Voice · write to editors@example.org",
+            "subscribe_by_mail": True,
         },
     )
     _staff_ensure()

@@ -230,6 +230,10 @@ class Comment(models.Model):
     # itself, so that a replayed webhook stores nothing new.
     event_id = models.CharField(max_length=255)
     issue = models.ForeignKey(Issue, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments")
+    # The list it was written to: the issue's it answers, or the one whose contact address it reached.
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
     )

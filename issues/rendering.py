@@ -142,6 +142,7 @@ def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> Re
         "article_end": ARTICLE_END,
         "footer_html": markdown_render(footer_text) if footer_text else "",
         "list_name": mailing_list.name if mailing_list else "",
+        "subscribe_address": mailing_list.subscribe_address if mailing_list and mailing_list.subscribe_by_mail else "",
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
     }
@@ -160,6 +161,8 @@ def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> Re
         footer_lines.append(_text_body(footer_text))
     if web_url:
         footer_lines.append(f"Read it on the web: {web_url}")
+    if mailing_list and mailing_list.subscribe_by_mail:
+        footer_lines.append(f"Subscribe by writing to {mailing_list.subscribe_address}")
     footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
     footer_lines.append(f"Preferences: {PREFERENCES_URL}")
     text = f"{head}\n\n{_text_body(issue.body)}\n\n" + "\n".join(footer_lines) + "\n"

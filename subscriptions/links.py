@@ -21,6 +21,20 @@ def preferences_url(*, subscriber_id: int) -> str:
     return f"{settings.SITE_URL}/p/{preferences_token_make(subscriber_id=subscriber_id)}/"
 
 
+# What a reader can do by writing to the list's address with "+COMMAND".
+LIST_COMMANDS = ("subscribe", "join", "leave", "help")
+
+
+def list_command_address(mailing_list: MailingList, command: str) -> str:
+    """Return the list's address for a mail command: the from address with +command (e.g. +subscribe)."""
+    return mailing_list.command_address(command)
+
+
+def list_contact_address(mailing_list: MailingList) -> str:
+    """Return the address readers write to: the list's contact address, else its reply-to, else its sender."""
+    return mailing_list.contact_email or mailing_list.reply_to or mailing_list.from_email
+
+
 def unsubscribe_mailto(mailing_list: MailingList) -> str:
     """Return the list's unsubscribe address: the from address with +unsubscribe."""
     local, _, domain = mailing_list.from_email.partition("@")

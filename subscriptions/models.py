@@ -39,6 +39,16 @@ class MailingList(models.Model):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Give a colour as # and six hex digits, e.g. #9b1c1c.")],
         help_text="Links and the masthead's rule in the mail, as #rrggbb.",
     )
+    contact_email = models.EmailField(
+        max_length=EMAIL_MAX_LENGTH,
+        blank=True,
+        help_text="The address readers write to (comments, 'please add me'); the reply-to address when blank.",
+    )
+    subscribe_by_mail = models.BooleanField(
+        default=False,
+        help_text="Say in every issue's footer and on the archive pages that readers can subscribe by writing "
+        "to the list's +subscribe address.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -52,6 +62,16 @@ class MailingList(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def command_address(self, command: str) -> str:
+        """Return the list's address for a mail command: its sender address with +command (+subscribe, +help)."""
+        local, _, domain = self.from_email.partition("@")
+        return f"{local}+{command}@{domain}"
+
+    @property
+    def subscribe_address(self) -> str:
+        """Return the address that starts a subscription by mail."""
+        return self.command_address("subscribe")
 
 
 class Subscriber(models.Model):
@@ -83,6 +103,7 @@ class Subscription(models.Model):
         FORM = "form", "Web form"
         IMPORT = "import", "Import"
         ADMIN = "admin", "Added by an admin"
+        EMAIL = "email", "Asked by email"
 
     class UnsubscribeSource(models.TextChoices):
         LINK = "link", "Unsubscribe link"

@@ -42,3 +42,13 @@ def subscribe_post_allowed(*, client: str) -> bool:
         cache.add(key, 1, timeout=120)
         count = 1
     return count <= settings.SUBSCRIBE_POSTS_PER_MINUTE
+
+
+def command_answer_allowed(*, email: str, command: str) -> bool:
+    """Return True, and hold the window, if the address may get an answer to this mail command now.
+
+    One answer per address and command per CONFIRMATION_MAIL_INTERVAL: the
+    list's command addresses cannot be used to flood someone's inbox.
+    """
+    interval = max(settings.CONFIRMATION_MAIL_INTERVAL, 60)
+    return cache.add(f"ratelimit:command-answer:{command}:{email_hash(email)}", 1, timeout=interval)

@@ -112,11 +112,13 @@ def _subscriber_get_or_create(*, email: str, name: str) -> Subscriber:
     return subscriber
 
 
-def _consent_fields(*, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool) -> dict:
-    active = confirmed or not mailing_list.double_opt_in
+def _consent_fields(
+    *, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool, source: str, confirm_always: bool
+) -> dict:
+    active = confirmed or not (mailing_list.double_opt_in or confirm_always)
     return {
         "status": Subscription.Status.ACTIVE if active else Subscription.Status.PENDING,
-        "consent_source": Subscription.ConsentSource.FORM,
+        "consent_source": source,
         "consented_at": now,
         "consent_detail": detail[:300],
         "confirmed_at": now if active else None,
@@ -127,18 +129,34 @@ def _consent_fields(*, mailing_list: MailingList, detail: str, now: datetime, co
 
 
 def subscription_join(
-    *, subscriber: Subscriber, mailing_list: MailingList, detail: str, now: datetime, confirmed: bool
+    *,
+    subscriber: Subscriber,
+    mailing_list: MailingList,
+    detail: str,
+    now: datetime,
+    confirmed: bool,
+    source: str = Subscription.ConsentSource.FORM,
+    confirm_always: bool = False,
 ) -> tuple[Subscription, bool]:
     """Put the subscriber on the list; return the row and whether it became active just now.
 
     A new or unsubscribed reader starts over with a fresh consent record;
     a pending or active one is left as is (a repeated post must not reset
     the consent that a confirmation mail already in flight refers to).
+    With confirm_always, the reader confirms by mail even on a list without
+    double opt-in (a request by email proves nothing about who sent it).
     """
     subscription = (
         Subscription.objects.select_for_update().filter(subscriber=subscriber, mailing_list=mailing_list).first()
     )
-    fields = _consent_fields(mailing_list=mailing_list, detail=detail, now=now, confirmed=confirmed)
+    fields = _consent_fields(
+        mailing_list=mailing_list,
+        detail=detail,
+        now=now,
+        confirmed=confirmed,
+        source=source,
+        confirm_always=confirm_always,
+    )
     if subscription is None:
         try:
             with transaction.atomic():
@@ -153,7 +171,9 @@ def subscription_join(
             setattr(subscription, name, value)
         subscription.save()
         return subscription, subscription.status == Subscription.Status.ACTIVE
-    if subscription.status == Subscription.Status.PENDING and (confirmed or not mailing_list.double_opt_in):
+    if subscription.status == Subscription.Status.PENDING and (
+        confirmed or not (mailing_list.double_opt_in or confirm_always)
+    ):
         subscription.status = Subscription.Status.ACTIVE
         subscription.confirmed_at = now
         subscription.save(update_fields=["status", "confirmed_at", "updated_at"])

@@ -68,7 +68,7 @@ def check_inbox(request):
     # One public list: its editors; several: the site's own sender.
     contact = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
     if len(lists) == 1:
-        contact = lists[0].reply_to or lists[0].from_email
+        contact = lists[0].contact_email or lists[0].reply_to or lists[0].from_email
     return render(request, "subscriptions/check_inbox.html", {"contact": contact})
 
 
@@ -142,10 +142,13 @@ def resubscribe(request, token: str):
     outcome = services.subscription_resubscribe_by_token(token=token, client=request.META.get("REMOTE_ADDR", ""))
     if outcome is None:
         return _link_invalid(request)
-    preferences_token = preferences_token_make(subscriber_id=outcome.subscription.subscriber_id)
-    return render(
-        request, "subscriptions/resubscribed.html", {"outcome": outcome, "preferences_token": preferences_token}
-    )
+    mailing_list = outcome.subscription.mailing_list
+    context = {
+        "outcome": outcome,
+        "preferences_token": preferences_token_make(subscriber_id=outcome.subscription.subscriber_id),
+        "contact": mailing_list.contact_email or mailing_list.reply_to or mailing_list.from_email,
+    }
+    return render(request, "subscriptions/resubscribed.html", context)
 
 
 def _preferences_form(subscriber, data=None) -> PreferencesForm:

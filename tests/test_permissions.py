@@ -101,6 +101,7 @@ MATRIX: dict[str, Case] = {
     "comments:mark": staff("post", kwargs="comment", editor=404, admin=404),
     "comments:answer": staff("post", kwargs="comment", editor=404, admin=404),
     "comments:publish": staff("post", kwargs="comment", editor=404, admin=404),
+    "comments:request": staff("post", kwargs="comment", editor=404, admin=404),
     # The public archive.
     "archive:index": public(),
     "archive:list": public(kwargs="list"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from issues.comments.services import ANSWER_MAX_CHARS
+from subscriptions.models import MailingList
 
 
 class AnswerForm(forms.Form):
@@ -25,3 +26,10 @@ class PublishForm(forms.Form):
         required=True,
         error_messages={"required": "Tick the box to record the writer's consent before publishing."},
     )
+
+
+class RequestForm(forms.Form):
+    """Which list a request by email is about, and what to send."""
+
+    action = forms.ChoiceField(choices=[("subscribe", "Send a confirmation"), ("leave", "Send the link to leave")])
+    mailing_list = forms.ModelChoiceField(queryset=MailingList.objects.all(), label="List", empty_label=None)

@@ -1,7 +1,8 @@
 """Readers' mail arriving through the provider's inbound webhook.
 
 A reply to an issue becomes a Comment for the editors; mail to a list's
-unsubscribe address unsubscribes the sender; auto-replies and bounces are
+command addresses is handled in commands.py; mail to its unsubscribe
+address unsubscribes the sender; auto-replies and bounces are
 dropped. Attachments are never stored (only counted), the text is capped,
 and HTML, kept only when there is no text part, is sanitised with nh3.
 """
@@ -18,9 +19,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from issues.comments.commands import command_mail_receive
 from issues.models import Comment, Issue
 from subscriptions.addresses import email_normalize
-from subscriptions.links import unsubscribe_mailto
+from subscriptions.links import list_contact_address, unsubscribe_mailto
 from subscriptions.models import MailingList, Subscriber, Subscription
 from subscriptions.services import subscription_unsubscribe
 
@@ -78,6 +80,16 @@ def unsubscribe_list_for(recipients: list[str]) -> MailingList | None:
     return None
 
 
+def _list_written_to(recipients: list[str], issue: Issue | None) -> MailingList | None:
+    """Return the list the mail was written to: the issue's it answers, or the one whose contact address it reached."""
+    if issue is not None:
+        return issue.lists.order_by("pk").first()
+    for mailing_list in MailingList.objects.all():
+        if list_contact_address(mailing_list).lower() in recipients:
+            return mailing_list
+    return None
+
+
 def _subscriber_by_email(address: str) -> Subscriber | None:
     try:
         address = email_normalize(address)
@@ -115,6 +127,8 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
         return None
     sender = message.from_email.addr_spec
     recipients = message_recipients(message)
+    if command_mail_receive(message=message, recipients=recipients):
+        return None
 
     unsubscribe_from = unsubscribe_list_for(recipients)
     if unsubscribe_from is not None:
@@ -129,6 +143,7 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
 
     issue_id, subscriber_id = message_issue_ids(message)
     issue = Issue.objects.filter(pk=issue_id).first() if issue_id else None
+    mailing_list = _list_written_to(recipients, issue)
     subscriber = None
     if subscriber_id:
         subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
@@ -142,6 +157,7 @@ def inbound_receive(*, provider: str, event) -> Comment | None:
                 provider=provider[:40],
                 event_id=inbound_key(event_id=event.event_id, message=message),
                 issue=issue,
+                mailing_list=mailing_list,
                 subscriber=subscriber,
                 sender_email=sender[:254],
                 sender_name=(message.from_email.display_name or "")[:200],

@@ -6,7 +6,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dwvlist.emails import email_send, sender_address
+from issues.comments.requests import request_kind
 from issues.models import Comment, Issue
+from subscriptions.by_email import leave_link_mail_send, subscriber_subscribe_by_email
+from subscriptions.models import MailingList
 
 ANSWER_MAX_CHARS = 20_000
 
@@ -57,3 +60,30 @@ def comment_publish(*, comment: Comment, user) -> None:
 def comment_unpublish(*, comment: Comment) -> None:
     """Take the letter out of the archive (the consent record stays)."""
     Comment.objects.filter(pk=comment.pk).update(published=False, published_at=None)
+
+
+def comment_request(*, comment: Comment) -> str | None:
+    """Return "subscribe" or "unsubscribe" if the comment reads as that request, else None."""
+    return request_kind(subject=comment.subject, text=comment.text)
+
+
+def comment_request_confirm(*, comment: Comment, user, mailing_list: MailingList) -> bool:
+    """Send the writer of a "please add me" a confirmation mail and mark the comment handled.
+
+    The subscription waits for their confirmation like any other; its
+    consent record says "asked by email" and names the message that asked.
+    Returns False when no mail went out (the address is suppressed, or was
+    sent one within the interval).
+    """
+    queued = subscriber_subscribe_by_email(
+        email=comment.sender_email, lists=[mailing_list], message_id=comment.message_id, sent_at=comment.received_at
+    )
+    comment_handle(comment=comment, user=user)
+    return queued
+
+
+def comment_request_leave(*, comment: Comment, user, mailing_list: MailingList) -> bool:
+    """Send the writer of a "remove me" the link that leaves the list, and mark the comment handled."""
+    sent = leave_link_mail_send(email=comment.sender_email, mailing_list=mailing_list)
+    comment_handle(comment=comment, user=user)
+    return sent

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:comment_id>/handled/", views.comment_mark, name="mark"),
     path("<int:comment_id>/answer/", views.comment_answer_view, name="answer"),
     path("<int:comment_id>/publish/", views.comment_publish_view, name="publish"),
+    path("<int:comment_id>/request/", views.comment_request_view, name="request"),
 ]

@@ -288,7 +288,7 @@ def test_answer_is_mailed_to_the_writer_in_their_thread(client, comment, staff, 
     assert message["To"] == "alice@example.org"
     assert message["Subject"] == "Re: Re: On the strike"
     assert message["In-Reply-To"] == "<reply-1@mail.example.org>"
-    assert message["From"] == '"DWV" <list@dwv.example>'
+    assert message["From"] == "DWV <list@dwv.example>"
     assert message["Reply-To"] == "editors@dwv.example"
     text = next(part for part in message.walk() if part.get_content_type() == "text/plain").get_payload(decode=True)
     assert "Thank you, Alice." in text.decode()

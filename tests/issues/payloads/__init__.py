@@ -56,6 +56,10 @@ def basic_auth(secret: str) -> str:
 
 
 def render(name: str, **values) -> str:
+    return _render(name, **values)
+
+
+def _render(name: str, **values) -> str:
     text = (HERE / name).read_text()
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))
@@ -106,28 +110,57 @@ def sendgrid_batch(events: list[WebhookPost]) -> WebhookPost:
     return WebhookPost("/webhooks/sendgrid/tracking/", json.dumps(items).encode(), "application/json")
 
 
-def raw_reply(*, sender: str, to: str = "list@dwv.example", in_reply_to: str = "", extra_headers: str = "") -> bytes:
+_DEFAULT_TO = "list@dwv.example"
+_DEFAULT_SUBJECT = "Re: The issue"
+_DEFAULT_TEXT = "Thank you for the article on the strike."
+
+
+def raw_reply(
+    *,
+    sender: str,
+    to: str = _DEFAULT_TO,
+    in_reply_to: str = "",
+    extra_headers: str = "",
+    subject: str = _DEFAULT_SUBJECT,
+    text: str = _DEFAULT_TEXT,
+) -> bytes:
     """Return a reader's reply as raw MIME (what SES's SNS action carries)."""
     lines = [
         f"From: Alice Reader <{sender}>",
         f"To: {to}",
-        "Subject: Re: The issue",
+        f"Subject: {subject}",
         "Message-ID: <raw-reply-1@mail.example.org>",
         *([f"In-Reply-To: {in_reply_to}", f"References: {in_reply_to}"] if in_reply_to else []),
         *([extra_headers] if extra_headers else []),
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
         "",
-        "Thank you for the article on the strike.",
+        text,
         "",
     ]
     return "\r\n".join(lines).encode()
 
 
 def inbound_post(provider: str, **values) -> WebhookPost:
-    """Return the provider's inbound webhook post of a reader's reply."""
+    """Return the provider's inbound webhook post of a reader's reply.
+
+    TO, SUBJECT and TEXT (plain words, no quotes) replace the reply's
+    recipient, subject and text.
+    """
+    swaps = {
+        _DEFAULT_TO: values.pop("TO", _DEFAULT_TO),
+        _DEFAULT_SUBJECT: values.pop("SUBJECT", _DEFAULT_SUBJECT),
+        _DEFAULT_TEXT: values.pop("TEXT", _DEFAULT_TEXT),
+    }
     values = defaults(provider, values)
     path = f"/webhooks/{provider}/inbound/"
+
+    def render(name: str, **filled) -> str:
+        text = _render(name, **filled)
+        for old, new in swaps.items():
+            text = text.replace(old, new)
+        return text
+
     if provider == "mailgun":
         values["SIGNATURE"] = mailgun_signature(timestamp=str(values["TIMESTAMP"]), token=str(values["EVENT_ID"]))
         fields = json.loads(render("mailgun_inbound.json", **values))
@@ -136,7 +169,13 @@ def inbound_post(provider: str, **values) -> WebhookPost:
         fields = json.loads(render("sendgrid_inbound.json", **values))
         return WebhookPost(path, *multipart(fields))
     if provider == "amazon_ses":
-        raw = raw_reply(sender=values["RECIPIENT"], in_reply_to=values["IN_REPLY_TO"])
+        raw = raw_reply(
+            sender=values["RECIPIENT"],
+            in_reply_to=values["IN_REPLY_TO"],
+            to=swaps[_DEFAULT_TO],
+            subject=swaps[_DEFAULT_SUBJECT],
+            text=swaps[_DEFAULT_TEXT],
+        )
         values["RAW_MIME_BASE64"] = base64.b64encode(raw).decode()
         inner = json.dumps(json.loads(render("amazon_ses_inbound.json", **values)))
         body = render("amazon_ses_sns_envelope.json", SNS_MESSAGE=json.dumps(inner), **values)

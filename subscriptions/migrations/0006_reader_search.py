@@ -37,7 +37,7 @@ def roles_update(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscriptions", "0004_stored_files_and_staff_jobs")]
+    dependencies = [("subscriptions", "0005_list_contact_and_mail_commands")]
 
     operations = [
         migrations.RunPython(trigram_indexes_create, trigram_indexes_drop),
