@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.functional import SimpleLazyObject
 
 from dwvlist import access
@@ -22,6 +22,7 @@ class NavItem:
     current: str = ""  # "page" on the place itself, "true" inside it, "" elsewhere
     badge: str = ""  # a count shown after the label, e.g. unhandled comments
     badge_label: str = ""
+    also: tuple[str, ...] = ()  # names of other views that belong to this place
 
 
 def _url(name: str) -> str:
@@ -43,8 +44,14 @@ def _unhandled_comments() -> int:
 
 
 def _mark_current(items: list[NavItem], path: str) -> list[NavItem]:
-    # The longest link that the path starts with is where the user is.
-    best = max((i for i in items if i.url and path.startswith(i.url)), key=lambda i: len(i.url), default=None)
+    # A place that names the view is where the user is; else the longest link the path starts with.
+    try:
+        view_name = resolve(path).view_name
+    except Resolver404:
+        view_name = ""
+    best = next((i for i in items if view_name in i.also), None)
+    if best is None:
+        best = max((i for i in items if path.startswith(i.url)), key=lambda i: len(i.url), default=None)
     if best is None:
         return items
     state = "page" if best.url == path else "true"
@@ -69,7 +76,8 @@ def staff_nav_build(*, user, path: str, error_page: bool = False) -> list[NavIte
     if access.user_may(user, access.READERS):
         items.append(NavItem("Subscribers", _url("staff:readers")))
     if access.user_may(user, access.SUBSCRIBERS):
-        items.append(NavItem("Import and export", _url("staff:import")))
+        exports = ("staff:export", "staff:job")
+        items.append(NavItem("Import and export", _url("staff:import"), also=exports))
         items.append(NavItem("Django admin", _url("admin:index")))
     items.append(NavItem("Archive", _url("archive:index")))
     return _mark_current([i for i in items if i.url], path)

@@ -156,3 +156,9 @@ def test_success_and_error_flashes_differ_in_words_not_only_colour(editor):
     draft = Issue.objects.create(title="Draft", body="x")
     done = client.post(reverse("editor:issue_unschedule", args=[draft.pk]), follow=True).content.decode()
     assert re.search(r'class="message message-info">.*Note:</span> This issue was not scheduled', done, re.S)
+
+
+def test_export_and_job_pages_count_as_import_and_export(admin):
+    html = _client(admin).get(reverse("staff:export")).content.decode()
+    assert re.search(r'aria-current="true">Import and export<', _nav(html))
+    assert "Subscribers</a>" in _nav(html) and 'aria-current="true">Subscribers' not in _nav(html)
