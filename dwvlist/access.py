@@ -22,7 +22,7 @@ SUBSCRIBERS = "subscriptions.add_subscriber"
 SUBSCRIBERS_READ = "subscriptions.view_subscriber"
 # Search readers and read a reader's page (subscriptions, deliveries, events), without acting:
 # Editors and Admins. Acting on a reader (unsubscribe, suppress, erase) needs SUBSCRIBERS.
-READERS = "subscriptions.view_subscription"
+READERS = "subscriptions.browse_subscriber"
 
 
 def user_may(user, permission: str) -> bool:

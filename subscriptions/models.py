@@ -84,6 +84,8 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The subscribers screen, read-only: search readers and read their pages (dwvlist.access.READERS).
+        permissions = [("browse_subscriber", "Can search readers and read their pages")]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
             models.CheckConstraint(condition=~Q(email=""), name="subscriber_email_not_empty"),

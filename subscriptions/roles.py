@@ -9,7 +9,7 @@ EDITOR_PERMISSIONS = [
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["view"]),
     # The subscribers screen, read-only (dwvlist.access.READERS).
-    ("subscriptions", "subscription", ["view"]),
+    ("subscriptions", "subscriber", ["browse"]),
 ]
 ADMIN_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "delete", "view"]),
@@ -17,7 +17,7 @@ ADMIN_PERMISSIONS = [
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),
-    ("subscriptions", "subscriber", ["add", "change", "delete", "view"]),
+    ("subscriptions", "subscriber", ["add", "change", "delete", "view", "browse"]),
     ("subscriptions", "subscription", ["add", "change", "delete", "view"]),
     ("subscriptions", "suppression", ["add", "change", "delete", "view"]),
     ("subscriptions", "importjob", ["view"]),

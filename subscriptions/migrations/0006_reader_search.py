@@ -1,15 +1,13 @@
-"""The subscribers screen: trigram indexes for "any part of an address or name", and its read-only role.
+"""The subscribers screen: trigram indexes for "any part of an address or name".
 
 Django's icontains is UPPER(column) LIKE UPPER('%term%'); on PostgreSQL a GIN
 index of pg_trgm trigrams over the same UPPER(...) expression serves it for
 terms of three characters or more. SQLite has no such index (a scan; fine at
 its sizes), so, like 0002, these are PostgreSQL-only and outside the model
-state. Editors get the view permission on subscriptions (dwvlist.access.READERS).
+state.
 """
 
 from django.db import migrations
-
-from subscriptions.roles import roles_ensure
 
 TRIGRAM_INDEXES = [
     ("subscriber_email_trgm", "upper((email)::text) gin_trgm_ops"),
@@ -32,14 +30,7 @@ def trigram_indexes_drop(apps, schema_editor):
         schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
-def roles_update(apps, schema_editor):
-    roles_ensure(apps)
-
-
 class Migration(migrations.Migration):
     dependencies = [("subscriptions", "0005_list_contact_and_mail_commands")]
 
-    operations = [
-        migrations.RunPython(trigram_indexes_create, trigram_indexes_drop),
-        migrations.RunPython(roles_update, migrations.RunPython.noop),
-    ]
+    operations = [migrations.RunPython(trigram_indexes_create, trigram_indexes_drop)]
