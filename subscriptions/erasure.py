@@ -9,7 +9,6 @@ from django.db.models.functions import Lower
 
 from subscriptions.addresses import email_hash
 from subscriptions.models import Subscriber, Suppression
-from subscriptions.services import suppression_add
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -63,22 +62,35 @@ def subscriber_erase(*, subscriber_id: int) -> bool:
     Delivery rows stay (the issues' figures must add up) without address
     or subscriber. Returns False if they were already gone.
     """
+    return subscribers_erase(subscriber_ids=[subscriber_id]) == 1
+
+
+def subscribers_erase(*, subscriber_ids: list[int]) -> int:
+    """Erase the readers as subscriber_erase does, all of them in a few set-based statements; return how many.
+
+    A bulk erase of thousands costs the same dozen statements per batch
+    that one reader does, not a dozen per reader.
+    """
     from issues.models import Delivery, DeliveryEvent  # issues depends on subscriptions, not the reverse
 
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
-        if subscriber is None:
-            return False
-        email = subscriber.email
-        Delivery.objects.filter(subscriber_id=subscriber_id).update(email="")
+        rows = list(Subscriber.objects.select_for_update().filter(pk__in=subscriber_ids).values_list("pk", "email"))
+        if not rows:
+            return 0
+        ids = [pk for pk, _ in rows]
+        hashes = {email_hash(email) for _, email in rows}
+        Delivery.objects.filter(subscriber_id__in=ids).update(email="")
         # Through the delivery link, and by address (an index on its lower case) for events that have none.
-        DeliveryEvent.objects.filter(delivery__subscriber_id=subscriber_id).update(recipient="", payload={})
-        DeliveryEvent.objects.alias(address=Lower("recipient")).filter(address=email.lower()).update(
-            recipient="", payload={}
+        DeliveryEvent.objects.filter(delivery__subscriber_id__in=ids).update(recipient="", payload={})
+        DeliveryEvent.objects.alias(address=Lower("recipient")).filter(
+            address__in={email.lower() for _, email in rows}
+        ).update(recipient="", payload={})
+        # An address suppressed earlier (a bounce, say) keeps its first reason
+        # but loses its text; the others are suppressed as erased.
+        Suppression.objects.filter(email_hash__in=hashes).update(email="")
+        Suppression.objects.bulk_create(
+            [Suppression(email_hash=key, email="", reason=Suppression.Reason.ERASED) for key in hashes],
+            ignore_conflicts=True,
         )
-        suppression_add(email=email, reason=Suppression.Reason.ERASED, keep_address=False)
-        # An address suppressed earlier (a bounce, say) kept its text; erasing
-        # means it goes too.
-        Suppression.objects.filter(email_hash=email_hash(email)).update(email="")
-        subscriber.delete()
-    return True
+        Subscriber.objects.filter(pk__in=ids).delete()
+    return len(ids)

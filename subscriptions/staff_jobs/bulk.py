@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from subscriptions.erasure import subscriber_erase
+from subscriptions.erasure import subscribers_erase
 from subscriptions.models import StaffJob, Subscription
 from subscriptions.services import confirmation_mails_queue, subscribers_unsubscribe_all
 from subscriptions.staff_jobs.services import staff_job_finish, staff_job_progress
@@ -15,7 +15,7 @@ BULK_BATCH = 1000
 def _batch_apply(kind: str, subscriber_ids: list[int]) -> int:
     """Apply the action to one batch of readers; return how many it changed."""
     if kind == StaffJob.Kind.ERASE:
-        return sum(subscriber_erase(subscriber_id=pk) for pk in subscriber_ids)
+        return subscribers_erase(subscriber_ids=subscriber_ids)
     if kind == StaffJob.Kind.UNSUBSCRIBE:
         return subscribers_unsubscribe_all(subscriber_ids=subscriber_ids, source=Subscription.UnsubscribeSource.ADMIN)
     pending = list(
