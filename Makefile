@@ -38,11 +38,12 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 # Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/dwvlist_bench).
-# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000 API_N=100000
+# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000 API_N=100000 SEARCH_READERS=200000
 SMTP_N ?= 100000
 ESP_N ?= 1000000
 ANYMAIL_N ?= 100000
 IMPORT_ROWS ?= 1000000
+SEARCH_READERS ?= 1000000
 STAFF_READERS ?= 1000000
 SEND_REQUEST_N ?= 1000000
 API_N ?= 1000000
@@ -53,6 +54,7 @@ bench: venv
 	for esp in sendgrid brevo mailjet; do $(PY) -m bench --transport $$esp -n $(ANYMAIL_N) || exit 1; done
 	$(PY) -m bench --transport postmark -n 20000
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)
+	$(PY) -m bench.search_bench --readers $(SEARCH_READERS)
 	$(PY) -m bench.staff_bench --readers $(STAFF_READERS)
 	$(PY) -m bench.send_request_bench -n $(SEND_REQUEST_N)
 	$(PY) -m bench.api_bench --readers $(API_N)

@@ -22,6 +22,9 @@ SUBSCRIBERS = "subscriptions.add_subscriber"
 SUBSCRIBERS_READ = "subscriptions.view_subscriber"
 # Read the audit trail. Admins only (nobody may change it).
 AUDIT = "audit.view_auditentry"
+# Search readers and read a reader's page (subscriptions, deliveries, events), without acting:
+# Editors and Admins. Acting on a reader (unsubscribe, suppress, erase) needs SUBSCRIBERS.
+READERS = "subscriptions.browse_subscriber"
 
 
 def user_may(user, permission: str) -> bool:
@@ -53,3 +56,4 @@ comments_required = permission_required(COMMENTS, refusal="Readers' comments are
 subscribers_required = permission_required(SUBSCRIBERS, refusal="Only admins manage subscribers.")
 subscribers_read_required = permission_required(SUBSCRIBERS_READ, refusal="Only admins see subscribers.")
 audit_required = permission_required(AUDIT, refusal="Only admins read the audit trail.")
+readers_required = permission_required(READERS, refusal="The subscribers screen is for editors and admins.")

@@ -18,7 +18,8 @@ from django.utils.safestring import SafeString, mark_safe
 SERIES_COLOURS = ["var(--accent, #9b1c1c)", "#2a6fb0", "#1d8a4a", "#b7791f", "#7b4bb3", "#4a5568"]
 
 _MARGIN_LEFT = 56
-_MARGIN_RIGHT = 12
+# Room for half of the last x label, centred on the plot's right edge.
+_MARGIN_RIGHT = 30
 _MARGIN_TOP = 30
 _MARGIN_BOTTOM = 36
 _LEGEND_ROW = 18
@@ -50,8 +51,7 @@ def _nice_ceiling(value: float) -> tuple[float, float]:
 def _open(*, title: str, desc: str, width: int, height: int, chart_id: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" aria-labelledby="{chart_id}-title {chart_id}-desc" '
-        f'style="max-width:100%;height:auto;font-family:system-ui,sans-serif">',
+        f'viewBox="0 0 {width} {height}" aria-labelledby="{chart_id}-title {chart_id}-desc">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
         f'<text x="{_MARGIN_LEFT}" y="18" font-size="14" font-weight="600" fill="currentColor">{escape(title)}</text>',
@@ -95,7 +95,7 @@ def _x_labels(*, labels: list[str], xs: list[float], bottom: float) -> list[str]
         if index % every and index != len(labels) - 1:
             continue
         parts.append(
-            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" font-size="11" '
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" font-size="12" '
             f'fill="currentColor">{escape(label)}</text>'
         )
     return parts

@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dwvlist.context_processors.site",
+                "issues.navigation.staff_nav",
             ],
         },
     },

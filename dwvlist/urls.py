@@ -30,3 +30,7 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("", include("subscriptions.urls")),
 ]
+
+handler403 = "dwvlist.views.error_forbidden"
+handler404 = "dwvlist.views.error_not_found"
+handler500 = "dwvlist.views.error_server"

@@ -4,6 +4,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -74,3 +75,37 @@ def metrics(request, *, collectors):
     if not allowed:
         raise Http404
     return HttpResponse(generate_latest(MetricsRegistry(collectors)), content_type=CONTENT_TYPE_LATEST)
+
+
+# Our own error pages, with the staff navigation for staff -----------------------
+
+
+# Set on the request so the staff navigation (issues.navigation) shows on an error page at any path.
+ERROR_PAGE_ATTRIBUTE = "dwvlist_error_page"
+
+
+def _error_page(request, *, template: str, status: int, context: dict | None = None):
+    setattr(request, ERROR_PAGE_ATTRIBUTE, True)
+    return render(request, template, context or {}, status=status)
+
+
+def error_forbidden(request, exception=None):
+    """Explain a refusal in words, with the way back (handler403)."""
+    reason = str(exception) if exception is not None and str(exception) else ""
+    return _error_page(request, template="403.html", status=403, context={"reason": reason})
+
+
+def error_not_found(request, exception=None):
+    """Answer an unknown address with our own page (handler404)."""
+    return _error_page(request, template="404.html", status=404)
+
+
+def error_server(request):
+    """Answer a crash with our own page; plain if even that cannot be drawn (handler500)."""
+    try:
+        return _error_page(request, template="500.html", status=500)
+    except Exception:  # the database or a template may be what failed: draw without them
+        from django.http import HttpResponseServerError
+        from django.template import loader
+
+        return HttpResponseServerError(loader.get_template("500_plain.html").render())

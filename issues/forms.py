@@ -39,6 +39,13 @@ class IssueForm(forms.ModelForm):
     title = forms.CharField(max_length=300, strip=False)
     subtitle = forms.CharField(max_length=300, required=False, strip=False)
     byline = forms.CharField(max_length=200, required=False, strip=False, help_text="For example: By Jane Doe.")
+    preheader = forms.CharField(
+        max_length=200,
+        required=False,
+        strip=False,
+        label="Preheader (optional)",
+        help_text="The line mail programs show after the subject in the inbox. Empty: they show the first words.",
+    )
     body = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 24}),
         strip=False,
@@ -59,7 +66,7 @@ class IssueForm(forms.ModelForm):
 
     class Meta:
         model = Issue
-        fields = ["title", "subtitle", "byline", "body", "lists", "scheduled_at"]
+        fields = ["title", "subtitle", "byline", "preheader", "body", "lists", "scheduled_at"]
 
     def clean_title(self):
         title = _refuse_line_breaks(self.cleaned_data["title"], "title")
@@ -72,6 +79,9 @@ class IssueForm(forms.ModelForm):
 
     def clean_byline(self):
         return _refuse_line_breaks(self.cleaned_data["byline"], "byline")
+
+    def clean_preheader(self):
+        return _refuse_line_breaks(self.cleaned_data["preheader"], "preheader")
 
     def clean_body(self):
         body = self.cleaned_data["body"]
@@ -126,3 +136,29 @@ class ScheduleForm(forms.Form):
 
     def clean_when(self):
         return _refuse_past(self.cleaned_data["when"])
+
+
+class DraftForm(IssueForm):
+    """What the compose page sends while the editor types: saved as a draft, or previewed.
+
+    Only a title is needed; lists and body may still be missing. The send
+    time is confirmed only through the normal save.
+    """
+
+    class Meta(IssueForm.Meta):
+        fields = ["title", "subtitle", "byline", "preheader", "body", "lists"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["scheduled_at"]
+        self.fields["lists"].required = False
+        self.fields["body"].required = False
+
+    def clean_body(self):
+        body = self.cleaned_data["body"]
+        if len(body) > MAX_BODY_LENGTH:
+            raise ValidationError(
+                f"The body is too long: {len(body):,} characters, the most is {MAX_BODY_LENGTH:,} (1 MB).",
+                code="too_long",
+            )
+        return body

@@ -24,6 +24,9 @@ class Issue(models.Model):
     title = models.CharField(max_length=300)
     subtitle = models.CharField(max_length=300, blank=True)
     byline = models.CharField(max_length=200, blank=True)
+    preheader = models.CharField(
+        max_length=200, blank=True, help_text="The line mail programs show after the subject in the inbox."
+    )
     body = models.TextField(help_text="Plain text or Markdown.")
     slug = models.SlugField(max_length=120, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)

@@ -7,6 +7,7 @@ filled in (rendered_personalize), it is never rendered again.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import css_inline
 import nh3
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from markdown_it import MarkdownIt
 
 # The placeholders live with the rules that confine them; their names stay importable from here.
@@ -30,6 +32,8 @@ ARTICLE_START = "<!--dwvlist:article-start-->"
 ARTICLE_END = "<!--dwvlist:article-end-->"
 
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+DEFAULT_ACCENT = "#9b1c1c"
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Classes are harmless and let the article's own parts (subtitle, byline) be styled.
 _ALLOWED_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "p": {"class"}, "div": {"class"}}
 
@@ -101,21 +105,46 @@ def _text_body(source: str) -> str:
     return _INLINE_LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>" if m.group(1) else f"<{m.group(2)}>", source)
 
 
-def issue_render(issue: Issue) -> RenderedIssue:
+def _accent(mailing_list: MailingList | None) -> str:
+    # It goes into a <style> block: only a plain #rrggbb ever does.
+    value = mailing_list.accent_colour if mailing_list else ""
+    return value if _HEX_COLOUR.match(value or "") else DEFAULT_ACCENT
+
+
+def issue_web_url(*, issue: Issue, mailing_list: MailingList | None) -> str:
+    """Return the "read it on the web" address of the issue, or "" when its list has no public archive.
+
+    It names the issue by id and answers with a redirect to the permanent
+    archive address, which is known only once the issue has been sent.
+    """
+    if issue.pk is None or mailing_list is None or not (mailing_list.is_public and mailing_list.archive_enabled):
+        return ""
+    path = reverse("archive:issue_link", kwargs={"list_slug": mailing_list.slug, "issue_id": issue.pk})
+    return settings.SITE_URL + path
+
+
+def issue_render(issue: Issue, *, mailing_list: MailingList | None = None) -> RenderedIssue:
     """Render the issue's mail with the footer and the two link placeholders.
 
+    The footer, masthead and list name come from mailing_list when given (an
+    unsaved draft in the live preview), else from the issue's first list.
     Placeholders the editor's own text has outside links to this site are
     taken out first, so no reader's link ever reaches another host.
     """
     site_url = settings.SITE_URL
-    mailing_list = _primary_list(issue)
+    mailing_list = mailing_list or _primary_list(issue)
     footer_text = (mailing_list.footer_text if mailing_list else "").strip()
     subject, dropped = plain_confine(_one_line(issue.title))
     article_html, count = html_confine(_article_html(issue), site_url=site_url)
     dropped += count
     footer_html, count = html_confine(markdown_render(footer_text), site_url=site_url) if footer_text else ("", 0)
     dropped += count
+    web_url = issue_web_url(issue=issue, mailing_list=mailing_list)
     context = {
+        "preheader": _one_line(issue.preheader),
+        "web_url": web_url,
+        "accent": _accent(mailing_list),
+        "logo_url": mailing_list.logo_url if mailing_list else "",
         "subject": subject,
         "title": subject,
         "article_start": ARTICLE_START,
@@ -141,6 +170,8 @@ def issue_render(issue: Issue) -> RenderedIssue:
     footer_lines = ["-- "]
     if footer_text:
         footer_lines.append(text_confine(_text_body(footer_text), site_url=site_url)[0])
+    if web_url:
+        footer_lines.append(f"Read it on the web: {web_url}")
     if mailing_list and mailing_list.subscribe_by_mail:
         footer_lines.append(f"Subscribe by writing to {mailing_list.subscribe_address}")
     footer_lines.append(f"Unsubscribe: {UNSUBSCRIBE_URL}")
@@ -181,3 +212,17 @@ def issue_render_archive(issue: Issue) -> str:
 def rendered_personalize(content: str, *, unsubscribe_url: str, preferences_url: str) -> str:
     """Fill one reader's links into a rendered part."""
     return content.replace(UNSUBSCRIBE_URL, unsubscribe_url).replace(PREFERENCES_URL, preferences_url)
+
+
+DESCRIPTION_LENGTH = 200
+
+
+def archive_description(*, issue: Issue, article_html: str) -> str:
+    """Return a short plain-text summary of the issue for link previews (Open Graph, search results)."""
+    if issue.subtitle.strip():
+        return _one_line(issue.subtitle)[:DESCRIPTION_LENGTH]
+    body = article_html.split('<div class="body">', 1)[-1]
+    text = _one_line(html.unescape(re.sub(r"<[^>]+>", " ", body)))
+    if len(text) <= DESCRIPTION_LENGTH:
+        return text
+    return text[: DESCRIPTION_LENGTH - 1].rsplit(" ", 1)[0] + "…"

@@ -204,23 +204,26 @@ def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:
 DASHBOARD_ISSUES = 8
 
 
+def issues_figures(*, issue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return each issue's recipients, sent, bounced and failed, from the one ledger count (ledger_counts)."""
+    counts = ledger_counts(issue_ids=issue_ids)
+    figures = {}
+    for issue_id in issue_ids:
+        summary = ledger_summary(counts[issue_id])
+        figures[issue_id] = {
+            "recipients": summary["total"],
+            "sent": summary["sent"],
+            "failed": summary["failed"],
+            "bounced": summary["bounced"],
+        }
+    return figures
+
+
 def issues_recent(*, limit: int = DASHBOARD_ISSUES) -> list[dict]:
     """Return the last issues with their status and delivery figures from the ledger."""
     issues = list(Issue.objects.order_by("-created_at", "-id")[:limit])
-    counts = ledger_counts(issue_ids=[issue.pk for issue in issues])
-    out = []
-    for issue in issues:
-        summary = ledger_summary(counts[issue.pk])
-        out.append(
-            {
-                "issue": issue,
-                "recipients": summary["total"],
-                "sent": summary["sent"],
-                "failed": summary["failed"],
-                "bounced": summary["bounced"],
-            }
-        )
-    return out
+    figures = issues_figures(issue_ids=[issue.pk for issue in issues])
+    return [{"issue": issue, **figures[issue.pk]} for issue in issues]
 
 
 def dashboard_refresh(*, now=None) -> dict:

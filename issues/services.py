@@ -373,3 +373,24 @@ def issue_progress(*, issue: Issue) -> dict:
         "eta_text": seconds_words(eta) if eta is not None else "",
         "percent": round(100.0 * finished / total, 1) if total else (100.0 if issue.status == "sent" else 0.0),
     }
+
+
+def issue_autosave(*, issue_id: int | None, fields: dict, user=None) -> Issue | None:
+    """Save what the editor has typed so far (the compose page's autosave): a new draft, or an issue not yet sending.
+
+    Return the issue, or None when it has started sending meanwhile (a
+    conditional update, so an autosave never changes a frozen issue).
+    """
+    values = {name: fields[name] for name in ("title", "subtitle", "byline", "preheader", "body")}
+    lists = list(fields.get("lists") or [])
+    with transaction.atomic():
+        if issue_id is None:
+            issue = Issue.objects.create(**values, author=user)
+        else:
+            editable = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
+            changed = Issue.objects.filter(pk=issue_id, status__in=editable).update(**values, updated_at=timezone.now())
+            if not changed:
+                return None
+            issue = Issue.objects.get(pk=issue_id)
+        issue.lists.set(lists)
+    return issue

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import re
+import secrets
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -20,9 +24,9 @@ from dwvlist.charts import chart_svg_bars
 from issues import rendering, selectors, services
 from issues.delivery.ledger import issue_recipient_count
 from issues.delivery.messages import issue_preview_headers
-from issues.forms import IssueForm, ScheduleForm, TestSendForm
+from issues.forms import DraftForm, IssueForm, ScheduleForm, TestSendForm
 from issues.models import Issue
-from issues.selectors import dashboard_context
+from issues.selectors import dashboard_context, issues_figures
 from subscriptions.exports import csv_cell_safe
 
 EDITABLE_STATUSES = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
@@ -41,7 +45,9 @@ def home(request):
     """Show the dashboard and the issues with their statuses."""
     issues = Issue.objects.prefetch_related("lists").order_by("-created_at", "-id")
     page = Paginator(issues, 25).get_page(request.GET.get("page"))
-    context = {**dashboard_context(), "page": page, "issues": page.object_list, "show_dashboard": True}
+    figures = issues_figures(issue_ids=[issue.pk for issue in page.object_list])
+    rows = [{"issue": issue, **figures[issue.pk]} for issue in page.object_list]
+    context = {**dashboard_context(), "page": page, "rows": rows, "show_dashboard": True}
     return render(request, "issues/home.html", context)
 
 
@@ -59,7 +65,8 @@ def _form_page(request, *, issue: Issue | None):
             return redirect("editor:issue_schedule", issue_id=saved.pk)
         messages.success(request, "Saved.")
         return redirect("editor:issue_preview", issue_id=saved.pk)
-    return render(request, "issues/issue_form.html", {"form": form, "issue": issue})
+    context = {"form": form, "issue": issue, "preview_slot": secrets.token_urlsafe(12)}
+    return render(request, "issues/issue_form.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -78,6 +85,96 @@ def issue_edit(request, issue_id: int):
         messages.error(request, f"This issue is {issue.get_status_display().lower()}: it can no longer be edited.")
         return redirect("editor:issue_preview", issue_id=issue.pk)
     return _form_page(request, issue=issue)
+
+
+def _form_errors(form) -> dict[str, list[str]]:
+    return {field: [str(error) for error in errors] for field, errors in form.errors.items()}
+
+
+UNTITLED = "(No title yet)"
+
+
+PREVIEW_SLOT = re.compile(r"^[A-Za-z0-9_-]{8,40}$")
+PREVIEW_KEEP_SECONDS = 600
+PREVIEW_CSP = "script-src 'none'; object-src 'none'; base-uri 'none'"
+
+
+def _preview_cache_key(user_id: int, slot: str) -> str:
+    return f"draft-preview:{user_id}:{slot}"
+
+
+@never_cache
+@require_POST
+@editor_required
+def issue_draft_preview(request):
+    """Render the posted compose form as a reader would get it, without saving it.
+
+    Answers the subject and plain-text part as JSON, and keeps the HTML mail
+    for a few minutes under the page's slot, for the preview frame to load
+    from its own address (with its own Content-Security-Policy).
+    """
+    slot = request.POST.get("preview_slot", "")
+    if not PREVIEW_SLOT.match(slot):
+        return JsonResponse({"errors": {"__all__": ["The page is out of date: reload it."]}}, status=400)
+    data = request.POST.copy()
+    if not data.get("title", "").strip():
+        data["title"] = UNTITLED
+    form = DraftForm(data)
+    if not form.is_valid():
+        return JsonResponse({"errors": _form_errors(form)}, status=400)
+    lists = form.cleaned_data["lists"]
+    rendered = rendering.issue_render(form.save(commit=False), mailing_list=lists.order_by("id").first())
+    links = _preview_links(request)
+    html = rendering.rendered_personalize(rendered.html, **links)
+    cache.set(_preview_cache_key(request.user.pk, slot), html, PREVIEW_KEEP_SECONDS)
+    return JsonResponse(
+        {
+            "subject": rendered.subject,
+            "text": rendering.rendered_personalize(rendered.text, **links),
+            "html_url": reverse("editor:issue_draft_preview_html", kwargs={"slot": slot}),
+        }
+    )
+
+
+@never_cache
+@require_GET
+@xframe_options_sameorigin
+@editor_required
+def issue_draft_preview_html(request, slot: str):
+    """Answer the HTML mail last rendered for this user's compose page."""
+    html = cache.get(_preview_cache_key(request.user.pk, slot)) if PREVIEW_SLOT.match(slot) else None
+    if html is None:
+        html = render_to_string("issues/draft_preview_empty.html")
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = PREVIEW_CSP
+    return response
+
+
+@never_cache
+@require_POST
+@editor_required
+def issue_autosave(request, issue_id: int | None = None):
+    """Save the compose form as a draft while the editor types; answer where it lives."""
+    if issue_id is not None:
+        _issue(issue_id)  # 404 for an unknown issue
+    form = DraftForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": _form_errors(form)}, status=400)
+    issue = services.issue_autosave(issue_id=issue_id, fields=form.cleaned_data, user=request.user)
+    if issue is None:
+        return JsonResponse(
+            {"errors": {"__all__": ["This issue has started sending: it can no longer be edited."]}}, status=409
+        )
+    saved = timezone.localtime(issue.updated_at)
+    return JsonResponse(
+        {
+            "issue_id": issue.pk,
+            "edit_url": reverse("editor:issue_edit", kwargs={"issue_id": issue.pk}),
+            "autosave_url": reverse("editor:issue_autosave", kwargs={"issue_id": issue.pk}),
+            "saved_at": saved.isoformat(),
+            "saved_at_display": f"{saved:%H:%M:%S}",
+        }
+    )
 
 
 def _rendered(issue: Issue) -> rendering.RenderedIssue:
@@ -129,7 +226,7 @@ def issue_preview_html(request, issue_id: int):
     html = rendering.rendered_personalize(_rendered(issue).html, **_preview_links(request))
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     # The mail is sanitised already; this keeps any slip from running here.
-    response["Content-Security-Policy"] = "script-src 'none'; object-src 'none'; base-uri 'none'"
+    response["Content-Security-Policy"] = PREVIEW_CSP
     return response
 
 
@@ -364,6 +461,3 @@ def issue_retry_failed(request, issue_id: int):
     else:
         messages.info(request, "There were no temporary failures to retry.")
     return redirect(reverse("editor:issue_report", kwargs={"issue_id": issue.pk}))
-
-
-# The public archive ---------------------------------------------------------

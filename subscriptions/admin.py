@@ -73,6 +73,7 @@ class MailingListAdmin(AuditedAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "description"]}),
         ("Sender", {"fields": ["from_name", "from_email", "reply_to", "footer_text"]}),
+        ("Masthead of the mail", {"fields": ["logo_url", "accent_colour"]}),
         ("Mail from readers", {"fields": ["contact_email", "subscribe_by_mail"]}),
         ("Settings", {"fields": ["is_public", "archive_enabled", "tracking_enabled", "double_opt_in", "send_welcome"]}),
     ]

@@ -88,11 +88,15 @@ def subscriber_rows(*, list_id: int | None = None, status: str | None = None) ->
 
 
 def import_error_rows(*, job: ImportJob) -> Iterator[list[str]]:
-    """Yield the header and one row per bad row of the import, in file order."""
-    yield ["row", "value", "reason"]
+    """Yield the header and one row per bad row of the import, in file order.
+
+    The address comes first under "email", so the file, once its addresses
+    are fixed, imports as it is (the other columns are ignored).
+    """
+    yield ["email", "reason", "row"]
     errors = ImportRowError.objects.filter(job=job).order_by("row_number").values_list("row_number", "value", "reason")
     for row_number, value, reason in errors.iterator(chunk_size=EXPORT_CHUNK_ROWS):
-        yield [str(row_number), csv_cell_safe(value), reason]
+        yield [csv_cell_safe(value), reason, str(row_number)]
 
 
 class _Line:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 EMAIL_MAX_LENGTH = 254
+DEFAULT_ACCENT = "#9b1c1c"
 NAME_MAX_LENGTH = 200
 
 
@@ -23,6 +25,20 @@ class MailingList(models.Model):
     tracking_enabled = models.BooleanField(default=False, help_text="Record opens and clicks.")
     double_opt_in = models.BooleanField(default=True, help_text="New readers confirm by email first.")
     send_welcome = models.BooleanField(default=False, help_text="Mail a welcome once confirmed.")
+    # The masthead at the top of every issue mail: the logo if given, else the list's name.
+    logo_url = models.URLField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text="An https:// address of a logo image for the top of every issue (about 600 by 120 pixels). "
+        "Leave empty to show the list's name.",
+    )
+    accent_colour = models.CharField(
+        max_length=7,
+        default=DEFAULT_ACCENT,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Give a colour as # and six hex digits, e.g. #9b1c1c.")],
+        help_text="Links and the masthead's rule in the mail, as #rrggbb.",
+    )
     contact_email = models.EmailField(
         max_length=EMAIL_MAX_LENGTH,
         blank=True,
@@ -39,6 +55,9 @@ class MailingList(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~Q(slug=""), name="mailinglist_slug_not_empty"),
+            models.CheckConstraint(
+                condition=Q(accent_colour__regex=r"^#[0-9a-fA-F]{6}$"), name="mailinglist_accent_colour_hex"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -65,6 +84,8 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The subscribers screen, read-only: search readers and read their pages (dwvlist.access.READERS).
+        permissions = [("browse_subscriber", "Can search readers and read their pages")]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
             models.CheckConstraint(condition=~Q(email=""), name="subscriber_email_not_empty"),

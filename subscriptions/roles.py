@@ -8,6 +8,8 @@ EDITOR_PERMISSIONS = [
     ("issues", "delivery", ["view"]),
     ("issues", "deliveryevent", ["view"]),
     ("subscriptions", "mailinglist", ["view"]),
+    # The subscribers screen, read-only (dwvlist.access.READERS).
+    ("subscriptions", "subscriber", ["browse"]),
 ]
 ADMIN_PERMISSIONS = [
     ("issues", "issue", ["add", "change", "delete", "view"]),
@@ -16,7 +18,7 @@ ADMIN_PERMISSIONS = [
     ("issues", "deliveryevent", ["view"]),
     ("issues", "unparsedbounce", ["change", "view"]),
     ("subscriptions", "mailinglist", ["add", "change", "delete", "view"]),
-    ("subscriptions", "subscriber", ["add", "change", "delete", "view"]),
+    ("subscriptions", "subscriber", ["add", "change", "delete", "view", "browse"]),
     ("subscriptions", "subscription", ["add", "change", "delete", "view"]),
     ("subscriptions", "suppression", ["add", "change", "delete", "view"]),
     ("subscriptions", "importjob", ["view"]),

@@ -473,6 +473,24 @@ def confirmation_mail_send(*, subscriber_id: int) -> bool:
     return True
 
 
+def confirmation_mail_resend(*, subscriber_id: int) -> str:
+    """Queue the confirmation mail again, as an admin asks; return what happened.
+
+    One of "queued", "none_pending" (nothing waits for confirmation),
+    "suppressed" (never mailed) or "too_soon" (one went out within
+    CONFIRMATION_MAIL_INTERVAL: the same limit the public form has).
+    """
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or not subscriber.subscriptions.filter(status=Subscription.Status.PENDING).exists():
+        return "none_pending"
+    if suppression_exists(email=subscriber.email):
+        return "suppressed"
+    if not confirmation_mail_allowed(email=subscriber.email):
+        return "too_soon"
+    transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
+    return "queued"
+
+
 @dataclass
 class ConfirmOutcome:
     """What a confirmation link leads to.
@@ -605,6 +623,45 @@ def subscription_unsubscribe_by_token(*, token: str, source: str) -> Unsubscribe
     )
     subscription.refresh_from_db()
     return UnsubscribeOutcome(subscription, changed)
+
+
+@dataclass
+class ResubscribeOutcome:
+    """What "that was a mistake: subscribe me again" did: "resubscribed", "already" or "suppressed"."""
+
+    subscription: Subscription
+    result: str
+
+
+def subscription_resubscribe_by_token(*, token: str, client: str) -> ResubscribeOutcome | None:
+    """Put the reader back on the list their unsubscribe link names; None if the token is no good.
+
+    The link reached the reader's mailbox, so following it stands for a
+    confirmation: the subscription is active again at once, with a fresh
+    consent record. A suppressed address stays off every list.
+    """
+    subscription = unsubscribe_token_subscription(token=token)
+    if subscription is None:
+        return None
+    if suppression_exists(email=subscription.subscriber.email):
+        return ResubscribeOutcome(subscription, "suppressed")
+    now = timezone.now()
+    changed = (
+        Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.UNSUBSCRIBED).update(
+            status=Subscription.Status.ACTIVE,
+            consent_source=Subscription.ConsentSource.FORM,
+            consented_at=now,
+            consent_detail=f"re-subscribed from the unsubscribe link's page, client {client}"[:300],
+            confirmed_at=now,
+            unsubscribed_at=None,
+            unsubscribe_source="",
+            unsubscribe_issue=None,
+            updated_at=now,
+        )
+        == 1
+    )
+    subscription.refresh_from_db()
+    return ResubscribeOutcome(subscription, "resubscribed" if changed else "already")
 
 
 # --- Data export and erasure --------------------------------------------------------

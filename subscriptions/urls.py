@@ -12,6 +12,7 @@ urlpatterns = [
     path("confirm-address/<str:token>/", views.confirm_address, name="confirm_address"),
     # links.py builds the /u/ and /p/ URLs that go out in every mail: keep them.
     path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("u/<str:token>/again/", views.resubscribe, name="resubscribe"),
     path("p/<str:token>/", views.preferences, name="preferences"),
     path("p/<str:token>/address/", views.preferences_address, name="preferences_address"),
     path("p/<str:token>/data.json", views.preferences_data, name="preferences_data"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -61,8 +64,13 @@ def subscribe(request):
 
 
 def check_inbox(request):
-    """Tell the reader to look for the confirmation mail."""
-    return render(request, "subscriptions/check_inbox.html")
+    """Tell the reader to look for the confirmation mail, and how an erased address comes back."""
+    lists = list(MailingList.objects.filter(is_public=True).order_by("pk")[:2])
+    # One public list: its editors; several: the site's own sender.
+    contact = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    if len(lists) == 1:
+        contact = lists[0].contact_email or lists[0].reply_to or lists[0].from_email
+    return render(request, "subscriptions/check_inbox.html", {"contact": contact})
 
 
 _CONFIRM_STATUS = {"invalid": 404, "expired": 410}
@@ -121,9 +129,27 @@ def unsubscribe(request, token: str):
         "subscriptions/unsubscribed.html",
         {
             "outcome": outcome,
+            "token": token,
             "preferences_token": preferences_token_make(subscriber_id=outcome.subscription.subscriber_id),
         },
     )
+
+
+@csrf_exempt
+@never_cache
+@require_POST
+def resubscribe(request, token: str):
+    """Undo an unsubscribe from the page it led to: the reader is on the list again."""
+    outcome = services.subscription_resubscribe_by_token(token=token, client=request.META.get("REMOTE_ADDR", ""))
+    if outcome is None:
+        return _link_invalid(request)
+    mailing_list = outcome.subscription.mailing_list
+    context = {
+        "outcome": outcome,
+        "preferences_token": preferences_token_make(subscriber_id=outcome.subscription.subscriber_id),
+        "contact": mailing_list.contact_email or mailing_list.reply_to or mailing_list.from_email,
+    }
+    return render(request, "subscriptions/resubscribed.html", context)
 
 
 def _preferences_form(subscriber, data=None) -> PreferencesForm:

@@ -70,6 +70,10 @@ MATRIX: dict[str, Case] = {
     "staff:import_job_resume": staff("post", kwargs="job", editor=403, admin=302),
     "staff:import_job_errors": staff(kwargs="job", **ADMINS_ONLY),
     "staff:export": staff(**ADMINS_ONLY),
+    # The subscribers screen: editors read, admins act.
+    "staff:readers": staff(),
+    "staff:reader": staff(kwargs="reader"),
+    "staff:reader_action": staff(kwargs="reader_action", **ADMINS_ONLY),
     "staff:job": staff(kwargs="staffjob", **ADMINS_ONLY),
     "staff:job_json": staff(kwargs="staffjob", **ADMINS_ONLY),
     "staff:job_download": staff(kwargs="staffjob", **ADMINS_ONLY),
@@ -90,6 +94,10 @@ MATRIX: dict[str, Case] = {
     "editor:logout": public("post", status=302),
     "editor:issue_new": staff(),
     "editor:issue_preview": staff(kwargs="issue"),
+    "editor:issue_draft_preview": staff("post", editor=400, admin=400),  # no preview slot given
+    "editor:issue_draft_preview_html": staff(kwargs="slot"),
+    "editor:issue_autosave_new": staff("post", editor=400, admin=400),  # no title given
+    "editor:issue_autosave": staff("post", kwargs="issue", editor=400, admin=400),
     "editor:issue_preview_html": staff(kwargs="issue"),
     "editor:issue_edit": staff(kwargs="issue"),
     "editor:issue_test_send": staff("post", kwargs="issue", editor=400, admin=400),  # no addresses given
@@ -114,6 +122,7 @@ MATRIX: dict[str, Case] = {
     "archive:index": public(),
     "archive:list": public(kwargs="list"),
     "archive:feed": public(kwargs="list"),
+    "archive:issue_link": public(status=404, kwargs="issue_link"),  # the issue is not sent
     "archive:issue": public(status=404, kwargs="archive_issue"),
     # Reader pages.
     "subscriptions:list_detail": public(kwargs="list"),
@@ -124,6 +133,7 @@ MATRIX: dict[str, Case] = {
     "subscriptions:confirm": token(good=None),
     "subscriptions:confirm_address": token(good=None),
     "subscriptions:unsubscribe": token(kwargs="unsubscribe_token"),
+    "subscriptions:resubscribe": token("post", kwargs="unsubscribe_token"),
     "subscriptions:preferences": token(),
     "subscriptions:preferences_address": token("post", bad=404, good=200, data={"new_email": "new@example.org"}),
     "subscriptions:preferences_data": token(),
@@ -302,6 +312,10 @@ def _kwargs(kind: str, world: dict, role: str) -> dict:
         "list_id": {"list_id": world["list"].pk},
         "issue": {"issue_id": world["issue"].pk},
         "comment": {"comment_id": 999_999},
+        "slot": {"slot": "a-preview-slot"},
+        "issue_link": {"list_slug": world["list"].slug, "issue_id": world["issue"].pk},
+        "reader": {"subscriber_id": reader.pk},
+        "reader_action": {"subscriber_id": reader.pk, "action": "suppress"},
         "list": {"list_slug": world["list"].slug},
         "archive_issue": {"list_slug": world["list"].slug, "year": 2020, "month": 1, "issue_slug": "nothing"},
         "token": {"token": preferences_token_make(subscriber_id=reader.pk) if good else "forged-token"},

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -29,6 +32,36 @@ def archive_list_get(*, slug: str) -> MailingList:
         raise Http404("No such archive.") from None
 
 
+# The archive is in English: words are stemmed and stop words ignored.
+SEARCH_CONFIG = "english"
+_PHRASE_OR_WORD = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def archive_search_terms(query: str) -> list[str]:
+    """Return the quoted phrases and the single words of a search, in order, without repeats."""
+    terms: list[str] = []
+    for phrase, word in _PHRASE_OR_WORD.findall(query):
+        term = " ".join((phrase or word).split()).strip('"')
+        if term and term.lower() not in (t.lower() for t in terms):
+            terms.append(term)
+    return terms[:20]
+
+
+def _search(issues: QuerySet[Issue], query: str) -> QuerySet[Issue]:
+    if connection.vendor == "postgresql":
+        # Full-text search: words stemmed ("strikes" finds "strike"), "quoted
+        # phrases" in order, -word excluded, as websearch_to_tsquery reads them.
+        vector = SearchVector("title", "subtitle", "byline", "body", config=SEARCH_CONFIG)
+        search = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+        return issues.annotate(search=vector).filter(search=search)
+    # SQLite: every phrase and word must appear somewhere, as written.
+    for term in archive_search_terms(query):
+        issues = issues.filter(
+            Q(title__icontains=term) | Q(subtitle__icontains=term) | Q(byline__icontains=term) | Q(body__icontains=term)
+        )
+    return issues
+
+
 def archive_issues(*, mailing_list: MailingList, query: str = "") -> QuerySet[Issue]:
     """Return the list's sent issues, newest first, optionally searched."""
     issues = Issue.objects.filter(
@@ -36,12 +69,7 @@ def archive_issues(*, mailing_list: MailingList, query: str = "") -> QuerySet[Is
     )
     query = query.strip()
     if query:
-        issues = issues.filter(
-            Q(title__icontains=query)
-            | Q(subtitle__icontains=query)
-            | Q(byline__icontains=query)
-            | Q(body__icontains=query)
-        )
+        issues = _search(issues, query)
     return issues.order_by("-sent_at", "-id").distinct()
 
 
@@ -153,3 +181,16 @@ def archive_letters(*, entries: list[ArchiveEntry]) -> list[Letter]:
 def archive_issue_letters(*, entry: ArchiveEntry) -> list[Letter]:
     """Return the letters published under one archived issue, oldest first."""
     return [Letter(comment=c, entry=entry) for c in comments_published(issue=entry.issue)]
+
+
+def archive_neighbours(*, mailing_list: MailingList, issue: Issue) -> tuple[ArchiveEntry | None, ArchiveEntry | None]:
+    """Return the list's sent issue just before this one and the one just after (None at either end)."""
+    issues = archive_issues(mailing_list=mailing_list)
+    older = issues.filter(Q(sent_at__lt=issue.sent_at) | Q(sent_at=issue.sent_at, id__lt=issue.pk)).first()
+    newer = (
+        issues.filter(Q(sent_at__gt=issue.sent_at) | Q(sent_at=issue.sent_at, id__gt=issue.pk))
+        .order_by("sent_at", "id")
+        .first()
+    )
+    found = {e.issue.pk: e for e in archive_entries(mailing_list=mailing_list, issues=[i for i in (older, newer) if i])}
+    return (found.get(older.pk) if older else None, found.get(newer.pk) if newer else None)

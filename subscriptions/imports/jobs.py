@@ -233,6 +233,14 @@ def imports_stalled_claim(*, older_than: float) -> list[int]:
     return job_ids
 
 
+def import_job_stalled(*, job: ImportJob, after_seconds: float) -> bool:
+    """Return whether the import is queued or running yet has shown no sign of life for after_seconds."""
+    if job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
+        return False
+    seen = job.progressed_at or job.created_at
+    return seen < timezone.now() - timedelta(seconds=after_seconds)
+
+
 def _file_discard(job: ImportJob) -> None:
     """Delete the job's stored copy of the upload; leave a local file the job did not copy."""
     file_delete(job.stored_name)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dwvlist.access import subscribers_required
 from dwvlist.celery import task_queue
 from subscriptions.exports import csv_lines, import_error_rows
-from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_job_create
+from subscriptions.imports.jobs import IMPORT_MAX_BYTES, import_job_create, import_job_stalled
 from subscriptions.models import ImportJob, MailingList, Subscription
 
 
@@ -44,6 +44,19 @@ class ImportForm(forms.Form):
         label="Lists column (optional)",
         help_text="A column of list slugs, separated by ; or spaces.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # With one list there is nothing to choose: a first try must not fail for it.
+        lists = list(MailingList.objects.order_by("pk")[:2])
+        if len(lists) == 1:
+            self.fields["mailing_list"].initial = lists[0].pk
+
+    @property
+    def chosen_file_name(self) -> str:
+        """Return the name of the file sent with a form that failed, to say it must be chosen again."""
+        upload = self.files.get("file") if self.is_bound else None
+        return upload.name[:200] if upload is not None else ""
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -124,6 +137,15 @@ def _progress(job: ImportJob) -> dict:
     }
 
 
+# An import with no progress for this long is offered a "continue" button (beat
+# continues it by itself after IMPORT_STALL_SECONDS).
+IMPORT_QUIET_SECONDS = 60
+
+
+def _quiet_seconds() -> float:
+    return min(IMPORT_QUIET_SECONDS, settings.IMPORT_STALL_SECONDS)
+
+
 @never_cache
 @require_GET
 @subscribers_required
@@ -139,6 +161,8 @@ def import_job(request, job_id: int):
             "progress": _progress(job),
             "errors": errors,
             "running": job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
+            "stalled": import_job_stalled(job=job, after_seconds=_quiet_seconds()),
+            "quiet_seconds": _quiet_seconds(),
             "stall_minutes": max(1, round(settings.IMPORT_STALL_SECONDS / 60)),
         },
     )
@@ -158,7 +182,10 @@ def import_job_json(request, job_id: int):
 def import_job_resume(request, job_id: int):
     """Queue an import again, after its worker died; chunks already imported are skipped."""
     job = get_object_or_404(ImportJob, pk=job_id)
-    if job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
+    running = job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
+    if running and not import_job_stalled(job=job, after_seconds=_quiet_seconds()):
+        messages.info(request, "The import is still making progress: nothing to continue.")
+    elif running:
         transaction.on_commit(lambda: task_queue("subscriptions.import_tasks.import_job_process", job.pk))
         messages.success(request, "The import was queued to continue where it stopped.")
     else:

@@ -1,4 +1,5 @@
 import datetime
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -165,3 +166,101 @@ def test_atom_feed_lists_sent_issues_with_their_content(client, mailing_list, se
     assert "<em>body</em>" in entries[1].find(f"{ATOM}summary").text
     assert "%%" not in response.content.decode()
     assert "Unsubscribe" not in response.content.decode()
+
+
+# The issue page wins readers: subscribe box, neighbours, link previews, letters ------------
+
+
+def test_issue_page_has_subscribe_box_neighbours_back_link_and_link_preview_tags(client, mailing_list, settings):
+    settings.SITE_URL = "https://list.example.org"
+    first = sent(mailing_list, "First strike", when=local(2026, 1, 5), body="One.")
+    middle = sent(
+        mailing_list,
+        "Second & <strike>",
+        when=local(2026, 2, 5),
+        body="The union local met on Monday to talk about the contract. " * 8,
+    )
+    last = sent(mailing_list, "Third strike", when=local(2026, 3, 5), body="Three.")
+    page = client.get("/archive/dwv/2026/02/second-strike/").content.decode()
+    # Back to the list, previous (older) and next (newer).
+    assert '<a href="/archive/dwv/">← All issues of Detroit Workers&#x27; Voice</a>' in page
+    assert re.search(r'href="/archive/dwv/2026/01/first-strike/" rel="prev">.*First strike</a>', page)
+    assert re.search(r'href="/archive/dwv/2026/03/third-strike/" rel="next">.*Third strike</a>', page)
+    # A subscribe box for this list, posting to the subscribe form.
+    box = page[page.index('class="subscribe-box"') :]
+    assert 'action="/subscribe/"' in box and 'name="lists" value="dwv"' in box
+    # Open Graph and Twitter tags, escaped, with a summary of the body.
+    assert '<meta property="og:title" content="Second &amp; &lt;strike&gt;">' in page
+    assert '<meta property="og:url" content="https://list.example.org/archive/dwv/2026/02/second-strike/">' in page
+    assert '<meta name="twitter:card" content="summary">' in page
+    description = re.search(r'<meta property="og:description" content="([^"]*)">', page).group(1)
+    assert description.startswith("The union local met on Monday") and description.endswith("…")
+    assert len(description) <= 200
+    # The ends have only one neighbour.
+    first_page = client.get("/archive/dwv/2026/01/first-strike/").content.decode()
+    assert 'rel="prev"' not in first_page and 'rel="next"' in first_page
+    assert 'rel="next"' not in client.get("/archive/dwv/2026/03/third-strike/").content.decode()
+    assert first.pk and middle.pk and last.pk
+
+
+def test_issue_page_styles_subtitle_and_byline_as_in_the_mail(client, mailing_list):
+    issue = Issue.objects.create(title="Strike", subtitle="Day two", byline="By Ana Ruiz", body="Text.")
+    issue.lists.add(mailing_list)
+    issue.delete()
+    issue = sent(mailing_list, "Strike", when=local(2026, 3, 4), byline="By Ana Ruiz")
+    Issue.objects.filter(pk=issue.pk).update(subtitle="Day two")
+    issue.refresh_from_db()
+    Issue.objects.filter(pk=issue.pk).update(snapshot_html=issue_render(issue).html)
+    page = client.get("/archive/dwv/2026/03/strike/").content.decode()
+    assert '<p class="subtitle">Day two</p>' in page
+    assert '<p class="byline">By Ana Ruiz</p>' in page
+
+
+def test_published_letters_appear_under_the_article_without_addresses(client, mailing_list):
+    from issues.models import Comment
+
+    issue = sent(mailing_list, "Strike", when=local(2026, 3, 4))
+    now = timezone.now()
+    Comment.objects.create(
+        provider="t",
+        event_id="1",
+        issue=issue,
+        sender_email="ana@example.org",
+        sender_name="Ana",
+        text="Solidarity <b>forever</b>.",
+        published=True,
+        published_at=now,
+        consent_at=now,
+    )
+    Comment.objects.create(provider="t", event_id="2", issue=issue, sender_email="bo@example.org", text="Not public.")
+    page = client.get("/archive/dwv/2026/03/strike/").content.decode()
+    letters = page[page.index('aria-labelledby="letters-heading"') :]
+    assert "Solidarity &lt;b&gt;forever&lt;/b&gt;." in letters and "— Ana," in letters
+    assert "Not public." not in page and "ana@example.org" not in page
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ('"union local"', ["Contract news"]),
+        ('"local union"', []),
+        ("union contract", ["Contract news"]),
+        ('"union local" picket', []),
+        ("strike", ["Strike vote", "Strikes spread"]),
+    ],
+)
+def test_search_handles_quoted_phrases_and_several_words(client, mailing_list, query, found):
+    sent(mailing_list, "Contract news", when=local(2026, 1, 5), body="The union local signed the contract.")
+    sent(mailing_list, "Strike vote", when=local(2026, 2, 5), body="A local vote on the union's strike.")
+    sent(mailing_list, "Strikes spread", when=local(2026, 3, 5), body="Walkouts everywhere: strike!")
+    page = client.get("/archive/dwv/", {"q": query}).content.decode()
+    titles = re.findall(r'<h2><a href="[^"]+">([^<]+)</a></h2>', page)
+    assert sorted(titles) == sorted(found)
+
+
+def test_search_terms_split_phrases_and_words():
+    from issues.archive.selectors import archive_search_terms
+
+    assert archive_search_terms('  "union  local"  Strike strike "" "open') == ["union local", "Strike", "open"]
+    assert len(archive_search_terms("w " * 500)) == 1
+    assert len(archive_search_terms(" ".join(f"w{n}" for n in range(500)))) == 20

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,60 @@ def test_plain_text_article_renders_to_the_expected_html(article):
     assert issue_render_archive(article) + "\n" == fixture("article.html")
 
 
-def test_plain_text_part_keeps_the_article_as_written_with_urls_and_footer(article):
-    assert issue_render(article).text == fixture("article-text.txt")
+def test_plain_text_part_keeps_the_article_as_written_with_urls_and_footer(article, settings):
+    text = issue_render(article).text
+    web = f"Read it on the web: {settings.SITE_URL}/archive/dwv/issues/{article.pk}/\n"
+    assert web in text
+    assert text.replace(web, "") == fixture("article-text.txt")
+
+
+def test_mail_has_masthead_preheader_and_web_link(article, mailing_list, settings, client):
+    settings.SITE_URL = "https://list.example.org"
+    Issue.objects.filter(pk=article.pk).update(preheader="Sixty jobs go; the union answers")
+    article.refresh_from_db()
+    html = issue_render(article).html
+    assert re.search(r'<div class="preheader"[^>]*>Sixty jobs go; the union answers', html)
+    assert f'href="https://list.example.org/archive/dwv/issues/{article.pk}/"' in html
+    assert re.search(r"<div class=\"masthead\"[^>]*>Detroit Workers' Voice</div>", html)
+    assert "#9b1c1c" in html
+    MailingList.objects.filter(pk=mailing_list.pk).update(
+        logo_url="https://cdn.example.org/logo.png", accent_colour="#1d4ed8"
+    )
+    article = Issue.objects.get(pk=article.pk)
+    html = issue_render(article).html
+    assert re.search(r"<img src=\"https://cdn.example.org/logo.png\" alt=\"Detroit Workers' Voice\"", html)
+    assert "#1d4ed8" in html and "#9b1c1c" not in html.split("<body")[1]
+    # A list without a public archive has no web link.
+    MailingList.objects.filter(pk=mailing_list.pk).update(archive_enabled=False)
+    article = Issue.objects.get(pk=article.pk)
+    rendered = issue_render(article)
+    assert "Read it on the web" not in rendered.html and "Read it on the web" not in rendered.text
+
+
+def test_accent_colour_cannot_inject_css(mailing_list):
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    mailing_list.accent_colour = "red;}</style><script>x</script>"
+    with pytest.raises(ValidationError):
+        mailing_list.full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MailingList.objects.filter(pk=mailing_list.pk).update(accent_colour="#12345g")
+    mailing_list.logo_url = "javascript:alert(1)"
+    mailing_list.accent_colour = "#123456"
+    with pytest.raises(ValidationError):
+        mailing_list.full_clean()
+
+
+def test_web_link_leads_to_the_permanent_archive_address_once_sent(article, client):
+    link = f"/archive/dwv/issues/{article.pk}/"
+    assert client.get(link).status_code == 404  # not sent yet
+    when = timezone.now()
+    Issue.objects.filter(pk=article.pk).update(status="sent", sent_at=when, started_at=when)
+    response = client.get(link)
+    local = timezone.localtime(when)
+    assert response.status_code == 302
+    assert response["Location"] == f"/archive/dwv/{local:%Y}/{local:%m}/the-plant-is-closing/"
 
 
 def test_html_mail_is_a_full_document_with_inline_css_footer_and_placeholders(article):

@@ -1,10 +1,12 @@
 import csv
 import datetime
 import io
+import re
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -610,3 +612,98 @@ def test_send_a_test_needs_a_list(editor_client, db):
         reverse("editor:issue_test_send", kwargs={"issue_id": issue.pk}), {"addresses": "me@example.org"}, follow=True
     )
     assert "Choose at least one list before sending a test." in response.content.decode()
+
+
+# The compose page's live preview and autosave ------------------------------------------------
+
+
+def _editor_client(client, cast):
+    client.force_login(cast["editor"])
+    return client
+
+
+def test_compose_page_offers_the_live_preview_and_still_posts_without_javascript(client, cast, mailing_list):
+    html = _editor_client(client, cast).get(reverse("editor:issue_new")).content.decode()
+    assert 'data-preview-url="/editor/issues/preview/"' in html
+    assert 'data-autosave-url="/editor/issues/autosave/"' in html
+    assert 'src="/static/js/compose.js"' in html
+    # The preview pane is hidden until the script shows it; the plain form posts as before.
+    assert 'id="preview-pane" aria-labelledby="live-preview-heading" hidden' in html
+    assert "<script>" not in html and " style=" not in html
+
+
+def test_draft_preview_renders_the_posted_form_without_saving(client, cast, mailing_list):
+    c = _editor_client(client, cast)
+    data = {
+        "preview_slot": "slot-12345678",
+        "title": "Strike at the Rouge ☭",
+        "byline": "By the desk",
+        "body": "First paragraph with https://example.org/a.\n\n<script>alert(1)</script>\n\n*bold move*",
+        "lists": [mailing_list.pk],
+    }
+    answer = c.post(reverse("editor:issue_draft_preview"), data)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["subject"] == "Strike at the Rouge ☭"
+    assert "By the desk" in body["text"] and "<https://example.org/a>" not in body["text"]
+    assert "https://example.org/a" in body["text"]
+    assert "Write to us: editors@dwv.example.org" in body["text"]  # the chosen list's footer
+    assert "/u/preview/" in body["text"]
+    assert Issue.objects.count() == 0
+    frame = c.get(body["html_url"])
+    assert frame.status_code == 200
+    assert "script-src 'none'" in frame["Content-Security-Policy"]
+    mail = frame.content.decode()
+    assert re.search(r'<a [^>]*href="https://example.org/a"', mail) and re.search(r"<em[^>]*>bold move</em>", mail)
+    assert "<script>alert" not in mail
+    # Another editor cannot read it.
+    other = Client()
+    other.force_login(cast["admin"])
+    assert "The preview appears here" in other.get(body["html_url"]).content.decode()
+
+
+def test_draft_preview_without_a_title_still_renders_and_refuses_bad_input(client, cast):
+    c = _editor_client(client, cast)
+    answer = c.post(reverse("editor:issue_draft_preview"), {"preview_slot": "slot-12345678", "body": "Just text"})
+    assert answer.status_code == 200 and answer.json()["subject"] == "(No title yet)"
+    bad = c.post(
+        reverse("editor:issue_draft_preview"), {"preview_slot": "slot-12345678", "title": "Two\r\nlines", "body": "x"}
+    )
+    assert bad.status_code == 400
+    assert "single line" in bad.json()["errors"]["title"][0]
+    forged = c.post(reverse("editor:issue_draft_preview"), {"preview_slot": "../../etc", "title": "x"})
+    assert forged.status_code == 400
+    huge = c.post(
+        reverse("editor:issue_draft_preview"),
+        {"preview_slot": "slot-12345678", "title": "x", "body": "y" * (MAX_BODY_LENGTH + 1)},
+    )
+    assert huge.status_code == 400 and "too long" in huge.json()["errors"]["body"][0]
+
+
+def test_autosave_creates_one_draft_then_updates_it(client, cast, mailing_list):
+    c = _editor_client(client, cast)
+    first = c.post(reverse("editor:issue_autosave_new"), {"title": "Work in progress", "body": ""})
+    assert first.status_code == 200
+    issue = Issue.objects.get()
+    assert (issue.title, issue.status, issue.author) == ("Work in progress", "draft", cast["editor"])
+    assert first.json()["edit_url"] == reverse("editor:issue_edit", args=[issue.pk])
+    again = c.post(
+        first.json()["autosave_url"],
+        {"title": "Work in progress", "subtitle": "Now with a subtitle", "body": "Text", "lists": [mailing_list.pk]},
+    )
+    assert again.status_code == 200
+    issue.refresh_from_db()
+    assert (issue.subtitle, issue.body, list(issue.lists.all())) == ("Now with a subtitle", "Text", [mailing_list])
+    assert Issue.objects.count() == 1
+
+
+def test_autosave_refuses_without_a_title_and_never_changes_a_sent_issue(client, cast):
+    c = _editor_client(client, cast)
+    assert c.post(reverse("editor:issue_autosave_new"), {"title": "  ", "body": "x"}).status_code == 400
+    assert Issue.objects.count() == 0
+    sent = Issue.objects.create(title="Gone out", body="As sent", status="sent", sent_at=timezone.now())
+    refused = c.post(reverse("editor:issue_autosave", args=[sent.pk]), {"title": "Changed", "body": "Changed"})
+    assert refused.status_code == 409
+    sent.refresh_from_db()
+    assert (sent.title, sent.body) == ("Gone out", "As sent")
+    assert c.post(reverse("editor:issue_autosave", args=[999999]), {"title": "x"}).status_code == 404

@@ -22,13 +22,15 @@ from tests.journeys.journey import expect, links_in, outbox_wait
 pytestmark = pytest.mark.journey
 
 
-def _sent_issue(mailing_list) -> Issue:
+def _sent_issue(
+    mailing_list,
+    *,
+    title: str = "Rouge plant strike enters its second week",
+    body: str = "Workers held the line.\n\nRead the statement at https://example.org/statement.",
+) -> Issue:
     """Return an issue that went out to the list's readers, without a worker."""
     issue = Issue.objects.create(
-        title="Rouge plant strike enters its second week",
-        subtitle="Pickets hold at every gate",
-        byline="By the DWV desk",
-        body="Workers held the line.\n\nRead the statement at https://example.org/statement.",
+        title=title, subtitle="Pickets hold at every gate", byline="By the DWV desk", body=body
     )
     issue.lists.add(mailing_list)
     issue_freeze(issue=issue)

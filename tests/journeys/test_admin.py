@@ -95,3 +95,75 @@ def _table_rows(table) -> list[list[str]]:
     return table.locator("tbody tr").evaluate_all(
         "rows => rows.map(row => Array.from(row.cells, cell => cell.textContent))"
     )
+
+
+def test_admin_finds_a_reader_among_many_sees_why_mail_stopped_and_suppresses_them(journey, news, admin):
+    from django.utils import timezone
+
+    from issues.models import Delivery, DeliveryEvent, Issue
+    from subscriptions.models import Subscriber
+    from tests.journeys.conftest import readers_create
+
+    readers_create(mailing_list=news, count=300)
+    treasurer = Subscriber.objects.create(email="treasurer@union-local600.org", name="Ana Ruiz")
+    Subscription.objects.create(
+        subscriber=treasurer,
+        mailing_list=news,
+        status=Subscription.Status.UNSUBSCRIBED,
+        consent_source=Subscription.ConsentSource.IMPORT,
+        consent_detail="CSV import #3: members.csv",
+        unsubscribed_at=timezone.now(),
+        unsubscribe_source=Subscription.UnsubscribeSource.BOUNCE,
+    )
+    issue = Issue.objects.create(title="Strike vote", body="x", status="sent", sent_at=timezone.now())
+    delivery = Delivery.objects.create(
+        issue=issue,
+        subscriber=treasurer,
+        mailing_list=news,
+        email=treasurer.email,
+        status="bounced",
+        sent_at=timezone.now(),
+        attempts=1,
+        last_error="550 5.1.1 The mailbox does not exist",
+    )
+    DeliveryEvent.objects.create(
+        provider="mailgun",
+        event_id="b1",
+        event_type="bounced",
+        delivery=delivery,
+        recipient=treasurer.email,
+        reject_reason="bounced",
+        description="mailbox does not exist",
+    )
+
+    page = journey.page
+    journey.login(username="admin", password=PASSWORD)
+    nav = page.get_by_role("navigation", name="Editor area")
+    nav.get_by_role("link", name="Subscribers").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Subscribers")
+    expect(nav.get_by_role("link", name="Subscribers")).to_have_attribute("aria-current", "page")
+    journey.step("subscribers screen")
+
+    page.get_by_label("Search", exact=True).fill("union-local")
+    page.get_by_role("button", name="Search").click()
+    results = page.get_by_role("table")
+    expect(results.locator("tbody tr")).to_have_count(1)
+    journey.step("search results")
+    results.get_by_role("link", name="treasurer@union-local600.org").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("treasurer@union-local600.org")
+    summary = page.get_by_role("region", name="Does this reader get mail?")
+    expect(summary).to_contain_text("Left Detroit Workers' Voice on")
+    expect(summary).to_contain_text("(bounce)")
+    expect(page.get_by_role("region", name="Deliveries")).to_contain_text("550 5.1.1 The mailbox does not exist")
+    expect(page.get_by_role("region", name="Events from the provider")).to_contain_text("mailbox does not exist")
+    expect(page.get_by_role("region", name="Subscriptions and consent")).to_contain_text("CSV import #3: members.csv")
+    journey.step("reader page")
+
+    page.get_by_role("link", name="Suppress the address").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Suppress the address?")
+    journey.step("suppress confirmation")
+    page.get_by_role("button", name="Suppress the address").click()
+    expect(page.get_by_role("status")).to_contain_text("Suppressed: this address will never be mailed again.")
+    expect(page.get_by_role("region", name="Does this reader get mail?")).to_contain_text("Never mailed")
+    journey.step("suppressed")

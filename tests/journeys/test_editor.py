@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from issues.models import Delivery, Issue
@@ -28,7 +30,7 @@ def test_editor_composes_previews_tests_sends_and_finds_the_issue_in_the_archive
     readers_create(mailing_list=news, count=READERS)
 
     journey.login(username="editor", password=PASSWORD)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Editor")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Issues")
 
     # Compose: paste a plain-text article with links.
     page.get_by_role("link", name="Write a new issue").click()
@@ -104,3 +106,58 @@ def test_editor_composes_previews_tests_sends_and_finds_the_issue_in_the_archive
     expect(page.locator("main")).to_contain_text("Picket lines will stand")
     expect(page.locator('main a[href="https://example.org/statement"]')).to_have_count(1)
     journey.step("archived issue")
+
+
+def test_editor_writes_with_the_live_preview_and_the_draft_saves_itself(journey, news, editor):
+    page = journey.page
+    journey.login(username="editor", password=PASSWORD)
+    page.get_by_role("navigation", name="Editor area").get_by_role("link", name="New issue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New issue")
+    pane = page.get_by_role("region", name="Preview as a reader gets it")
+    expect(pane).to_be_visible()
+
+    page.get_by_label("Title", exact=True).fill("Live from the picket line")
+    page.get_by_label("Detroit Workers' Voice").check()
+    page.get_by_label("Body").press_sequentially("Day three at gate four. See https://example.org/pickets", delay=5)
+    # After a pause the frame shows the mail as typed, links made links.
+    mail = page.frame_locator("#preview-frame")
+    expect(mail.get_by_text("Day three at gate four.")).to_be_visible()
+    expect(mail.locator('a[href="https://example.org/pickets"]')).to_have_count(1)
+    journey.step("live preview")
+    journey.step("live preview, the frame", element=page.locator("#preview-frame"))
+
+    # The plain-text tab.
+    page.get_by_role("tab", name="Plain text").click()
+    text = page.get_by_role("tabpanel", name="Plain text")
+    expect(text).to_contain_text("Live from the picket line")
+    expect(text).to_contain_text("Day three at gate four. See https://example.org/pickets")
+    expect(text).to_contain_text("Unsubscribe: ")
+    journey.step("plain-text tab")
+
+    # Drafts save themselves and say so; the address becomes the draft's.
+    expect(page.locator("#save-state")).to_contain_text("Draft saved at", timeout=15_000)
+    issue = Issue.objects.get(title="Live from the picket line")
+    assert issue.status == "draft" and "gate four" in issue.body
+    assert list(issue.lists.all()) == [news]
+    expect(page).to_have_url(re.compile(f"/editor/issues/{issue.pk}/edit/$"))
+    journey.step("draft saved")
+
+    # Unsaved changes: leaving asks first.
+    page.get_by_label("Body").press("End")
+    page.get_by_label("Body").press_sequentially(" More to come.", delay=5)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", answer)
+    page.close(run_before_unload=True)
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+    assert not page.is_closed()
+    # "Save and preview" still works as the plain form does, on the same draft.
+    page.get_by_role("button", name="Save and preview").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Live from the picket line")
+    assert Issue.objects.count() == 1
+    assert Issue.objects.get().body.endswith("More to come.")

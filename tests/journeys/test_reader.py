@@ -79,3 +79,47 @@ def test_reader_subscribes_confirms_receives_an_issue_unsubscribes_and_comes_bac
     journey.step("preferences saved")
     assert Subscriber.objects.get(email=READER).name == "Rosa Parks"
     assert Subscription.objects.get(subscriber__email=READER).status == Subscription.Status.ACTIVE
+
+
+def test_reader_finds_an_issue_in_the_archive_moves_between_issues_and_subscribes_from_it(
+    journey, outbox, journey_worker, news
+):
+    from tests.journeys.test_accessibility import _sent_issue
+
+    page = journey.page
+    older = _sent_issue(news, title="Older: the contract vote", body="The local voted on the contract.")
+    newer = _sent_issue(
+        news, title="Rouge plant strike enters its second week", body="Pickets stand firm at gate four."
+    )
+
+    # A search for a quoted phrase finds the issue.
+    journey.goto("/archive/dwv/", "archive list")
+    page.get_by_label("Search the archive").fill('"gate four"')
+    page.get_by_role("button", name="Search").click()
+    journey.step("archive search")
+    expect(page.locator("ol.archive h2")).to_have_count(1)
+    page.get_by_role("link", name=newer.title).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(newer.title)
+    journey.step("archive issue")
+    # Previous issue, then back, then to the list.
+    page.get_by_role("link", name=re.compile("Previous issue")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(older.title)
+    page.get_by_role("link", name=re.compile("Next issue")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(newer.title)
+    assert page.locator('meta[property="og:title"]').get_attribute("content") == newer.title
+
+    # The subscribe box under the article.
+    box = page.locator(".subscribe-box")
+    expect(box.get_by_role("heading", level=2)).to_have_text("Get Detroit Workers' Voice by email")
+    box.get_by_label("Email address").fill("from-the-archive@example.org")
+    journey.step("subscribe box filled", element=box)
+    box.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    journey.step("check your inbox")
+    (confirmation,) = outbox_wait(outbox, to="from-the-archive@example.org")
+    (confirm_link,) = links_in(confirmation, containing="/confirm/")
+    journey.goto(confirm_link, "confirm")
+    page.get_by_role("button", name="Yes, subscribe me").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
+    subscription = Subscription.objects.get(subscriber__email="from-the-archive@example.org")
+    assert subscription.status == Subscription.Status.ACTIVE and subscription.mailing_list == news

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from issues.models import Delivery, Issue
 from subscriptions import services, tasks
+from subscriptions.addresses import email_hash
 from subscriptions.links import preferences_url, unsubscribe_url
 from subscriptions.models import Subscriber, Subscription, Suppression
 from subscriptions.services import suppression_add
@@ -283,6 +284,13 @@ def test_erased_address_gets_no_mail_when_it_subscribes_again(client, news, acti
     assert response["Location"] == "/subscribe/check-inbox/"
     assert not Subscriber.objects.exists()
     assert outbox_messages(outbox) == []
+    # The page says plainly why no mail may come and how to come back, as it
+    # does to everyone: it must not tell who asked to be forgotten.
+    page = client.get(response["Location"]).content.decode()
+    assert "Did you once ask us to forget this address?" in page
+    assert 'href="mailto:desk@example.org"' in page
+    fresh = client.post("/subscribe/", {"email": "someone-new@example.org", "lists": ["news"]})
+    assert client.get(fresh["Location"]).content.decode() == page
 
 
 # --- Unsubscribe ---------------------------------------------------------------------
@@ -312,6 +320,35 @@ def test_unsubscribe_button_post_records_link_and_issue_and_is_harmless_twice(ne
     assert again.status_code == 200
     assert "Already unsubscribed" in again.content.decode()
     assert Subscription.objects.get().unsubscribed_at == subscription.unsubscribed_at
+
+
+def test_unsubscribed_page_offers_to_subscribe_again_with_a_fresh_consent_record(news, active_reader):
+    url = path_of(unsubscribe_url(subscriber_id=active_reader.pk, list_id=news.pk))
+    browser = Client(enforce_csrf_checks=True)  # like a mail app's browser: no CSRF cookie
+    page = browser.post(url).content.decode()
+    again_url = url.rstrip("/") + "/again/"
+    assert f'<form method="post" action="{again_url}"' in page
+    assert "Subscribe me again to News" in page
+    # A GET (a mail scanner) changes nothing.
+    assert browser.get(again_url).status_code == 405
+    assert Subscription.objects.get().status == "unsubscribed"
+    done = browser.post(again_url, REMOTE_ADDR="192.0.2.9")
+    assert done.status_code == 200 and "You are subscribed again" in done.content.decode()
+    subscription = Subscription.objects.get()
+    assert (subscription.status, subscription.unsubscribe_source, subscription.unsubscribed_at) == ("active", "", None)
+    assert subscription.consent_detail == "re-subscribed from the unsubscribe link's page, client 192.0.2.9"
+    assert subscription.confirmed_at is not None
+    assert "Already subscribed" in browser.post(again_url).content.decode()
+    assert browser.post("/u/forged-token/again/").status_code == 404
+
+
+def test_a_suppressed_reader_cannot_come_back_through_the_unsubscribed_page(news, active_reader):
+    url = path_of(unsubscribe_url(subscriber_id=active_reader.pk, list_id=news.pk))
+    Client().post(url)
+    Suppression.objects.create(email_hash=email_hash("active@example.org"), reason="complaint")
+    page = Client().post(url.rstrip("/") + "/again/").content.decode()
+    assert "This address cannot be mailed" in page and "mailto:desk@example.org" in page
+    assert Subscription.objects.get().status == "unsubscribed"
 
 
 def test_unsubscribe_token_naming_a_deleted_issue_still_unsubscribes(client, news, active_reader):
