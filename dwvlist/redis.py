@@ -70,3 +70,8 @@ def mailgun_token_key(token: str) -> str:
 def api_rate_key(token_id: int, window: int) -> str:
     """Return the cache key counting an API token's calls in one minute window."""
     return f"ratelimit:api:{token_id}:{window}"
+
+
+def report_key(issue_id: int, stamp: str) -> str:
+    """Return the cache key of a finished issue's report figures (`stamp`: when the issue last changed)."""
+    return f"dwvlist:report:{issue_id}:{stamp}"

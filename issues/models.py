@@ -178,6 +178,15 @@ class Delivery(models.Model):
                 name="delivery_sent_has_time",
             ),
         ]
+        indexes = [
+            # The report's failures, their reasons and the retry count read
+            # only the readers a copy did not reach: a few rows of a million.
+            models.Index(
+                fields=["issue", "status"],
+                condition=Q(status__in=["failed", "bounced", "complained"]),
+                name="delivery_failures",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.issue_id} → {self.email or self.subscriber_id}: {self.status}"

@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
-from dwvlist.redis import DASHBOARD_KEY
+from dwvlist.redis import DASHBOARD_KEY, report_key
 from issues.models import Delivery, DeliveryEvent, Issue
 from subscriptions.models import Subscription
 from subscriptions.selectors import readers_dashboard
@@ -173,6 +173,44 @@ def issue_feedback(*, issue: Issue, limit: int = 50) -> dict:
         for (provider, kind), count in sorted(counts.items())
     ]
     return {"summary": summary, "rows": rows}
+
+
+# Counting a finished issue's million-row ledger takes seconds: its report
+# figures are counted once and shared by every viewer for this long.
+REPORT_REUSE_SECONDS = 300
+
+
+def issue_report_page(*, issue: Issue) -> dict:
+    """Return the report page's figures: the report, the sends over time and what came back, with when counted.
+
+    A finished issue's are shared by every viewer for REPORT_REUSE_SECONDS
+    (the page says when they were counted); a sending or paused issue's are
+    counted afresh each time.
+    """
+    live = issue.status in (Issue.Status.SENDING, Issue.Status.PAUSED)
+    # A retry or a status change makes a new key: figures counted before it are not shown after.
+    key = report_key(issue.pk, issue.updated_at.isoformat() if issue.updated_at else "")
+    if not live:
+        try:
+            cached = cache.get(key)
+        except Exception:
+            cached = None
+        if cached:
+            return cached
+    unit, points = issue_sends_over_time(issue=issue)
+    figures = {
+        "report": issue_report(issue=issue),
+        "feedback": issue_feedback(issue=issue),
+        "chart_unit": unit,
+        "chart_points": points,
+        "counted_at": timezone.now(),
+    }
+    if not live:
+        try:
+            cache.set(key, figures, REPORT_REUSE_SECONDS)
+        except Exception:  # noqa: S110 (without the cache, each view counts for itself)
+            pass
+    return figures
 
 
 def issue_sends_over_time(*, issue: Issue) -> tuple[str, list[tuple[str, int]]]:

@@ -405,18 +405,16 @@ def issue_cancel(request, issue_id: int):
 def issue_report(request, issue_id: int):
     """Show the issue's figures, failures and a chart of sends over time."""
     issue = _issue(issue_id)
-    unit, points = selectors.issue_sends_over_time(issue=issue)
+    figures = selectors.issue_report_page(issue=issue)
+    unit, points = figures["chart_unit"], figures["chart_points"]
     context = {
+        **figures,
         "issue": issue,
-        "report": selectors.issue_report(issue=issue),
         "retryable": services.issue_retryable_count(issue=issue),
         "retry_allowed": issue.status in services.RETRYABLE_STATUSES,
         "reasons": selectors.issue_failure_reasons(issue=issue),
         "failures": selectors.issue_failures(issue=issue)[:50],
-        "feedback": selectors.issue_feedback(issue=issue),
         "chart": chart_svg_bars(points=points, title=f"Messages sent per {unit}"),
-        "chart_unit": unit,
-        "chart_points": points,
     }
     return render(request, "issues/issue_report.html", context)
 
