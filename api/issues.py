@@ -89,18 +89,31 @@ class ActionOut(Schema):
     issue: IssueOut
 
 
+class SkippedReasonOut(Schema):
+    reason: str
+    count: int
+
+
 class ProgressOut(Schema):
+    """The progress page's figures: every reader is in exactly one of sent, failed, skipped, cancelled,
+    pending (waiting to be sent or retried) and in_flight (in a batch being sent)."""
+
     status: str
     ledger_written: bool
     total: int
     sent: int
     failed: int
     skipped: int
+    skipped_reasons: list[SkippedReasonOut]
+    cancelled: int
     pending: int
     deferred: int
+    in_flight: int
+    stopping: int
     reclaimed: int
-    rate_per_second: float
+    rate_per_second: float | None
     eta_seconds: int | None
+    duration_seconds: int | None
     percent: float
 
 

@@ -1,6 +1,7 @@
 """The env file: BASE_DIR/.env or ENV_FILE fills in what the real environment leaves unset."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -37,11 +38,16 @@ def test_env_example_reads_the_same_to_dotenv_and_to_a_posix_shell():
     assert len(parsed) >= 15
 
 
-def test_env_example_as_the_env_file_passes_check_deploy():
+def test_env_example_as_the_env_file_passes_check_deploy(tmp_path):
+    # As the file itself says: its SECRET_KEY placeholder is refused until replaced by a real one.
+    env_file = tmp_path / ".env"
+    key = secrets.token_urlsafe(64)
+    env_file.write_text(EXAMPLE.read_text().replace("SECRET_KEY='replace-me'", f"SECRET_KEY='{key}'"))
+    assert key in env_file.read_text()
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env=_bare_env(ENV_FILE=str(EXAMPLE)),
+        env=_bare_env(ENV_FILE=str(env_file)),
         capture_output=True,
         text=True,
         timeout=120,

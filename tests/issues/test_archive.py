@@ -235,7 +235,7 @@ def test_published_letters_appear_under_the_article_without_addresses(client, ma
     Comment.objects.create(provider="t", event_id="2", issue=issue, sender_email="bo@example.org", text="Not public.")
     page = client.get("/archive/dwv/2026/03/strike/").content.decode()
     letters = page[page.index('aria-labelledby="letters-heading"') :]
-    assert "Solidarity &lt;b&gt;forever&lt;/b&gt;." in letters and "— Ana," in letters
+    assert "Solidarity &lt;b&gt;forever&lt;/b&gt;." in letters and "Ana</h3>" in letters
     assert "Not public." not in page and "ana@example.org" not in page
 
 
