@@ -48,8 +48,8 @@ def test_the_report_lists_smtp_and_provider_bounces_with_source_status_and_diagn
         (complainer.email, "smtp (pipe)", "\u2013"),  # no status: a dash
         (esp.email, "mailgun", "5.1.2"),
     ):
-        assert f"<td>{address}</td>" in text
-        assert f"<td>{source}</td>" in text and f"<td>{status}</td>" in text
+        assert f'<td class="card-title">{address}</td>' in text
+        assert f'<td data-label="Source">{source}</td>' in text and f'<td data-label="Status">{status}</td>' in text
     assert "Recipient address rejected: User unknown in virtual mailbox table" in text
 
 
