@@ -61,7 +61,7 @@ class Album:
 
 
 @pytest.fixture
-def album(request, journey):
+def album(request, axe_available, journey):
     return Album(journey, prefix="staff" if "staff" in request.node.name else "public")
 
 
