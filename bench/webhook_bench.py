@@ -6,17 +6,20 @@
 Run it after `python -m bench --transport mailgun -n 1000000`, which leaves
 its database (BENCH_DATABASE_URL) holding one issue sent to N readers.
 Starts gunicorn with --workers worker processes (sync, or of --threads
-threads) on a loopback port against that database, picks random sent readers, and posts a "delivered"
-event for each as the provider does:
+threads) on a loopback port against that database, and --drainers Celery
+workers that store the events requests leave waiting in Redis; picks random
+sent readers, and posts a "delivered" event for each as the provider does:
 - sendgrid: JSON arrays of --batch events per request (SendGrid posts up to
   about a thousand), from 2 clients;
 - mailgun: one signed event per request, from --clients concurrent clients.
 Each event carries the provider's message id (found through SentMessage)
 and, as our sends put there, the issue, reader and ledger ids in its
 metadata (--no-metadata leaves them out: the reader is then found by address
-within the batch's id range). Prints events per second, request times
-(median, p99) and how many readers the events marked delivered. Events are
-posted once per reader: run it again and it picks readers not yet marked.
+within the batch's id range). Prints events per second twice: as the
+provider saw them answered, and sustained (from the first post until the
+last event's effect is in the ledger), request times (median, p99) and how
+many readers the events marked delivered. Events are posted once per
+reader: run it again and it picks readers not yet marked.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench:webhook-secret"
@@ -193,6 +198,53 @@ def _server_start(port: int, workers: int, threads: int, env: dict, log: Path) -
     raise SystemExit(f"gunicorn did not start; see {log}")
 
 
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _cpu_groups(server: subprocess.Popen, drainers: list[subprocess.Popen]) -> dict[str, list[psutil.Process]]:
+    """The processes whose CPU time is counted per event: web workers, drainers, PostgreSQL, Redis."""
+
+    def family(pid: int) -> list[psutil.Process]:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+
+    by_name = {"postgres": [], "redis": []}
+    for process in psutil.process_iter(["name"]):
+        for name in by_name:
+            if (process.info["name"] or "").startswith(name):
+                by_name[name].append(process)
+    return {
+        "web": family(server.pid),
+        "drain": [p for d in drainers for p in family(d.pid)],
+        "postgres": by_name["postgres"],
+        "redis": by_name["redis"],
+        "client": [psutil.Process()],
+    }
+
+
+def _delivered_wait(delivery_ids: list[int], started: float, timeout: float = 300) -> tuple[int, float]:
+    """Wait until these ledger rows are all marked delivered; return how many are, and the seconds since started."""
+    from issues.models import Delivery
+
+    deadline = time.monotonic() + timeout
+    while True:
+        delivered = 0
+        for start in range(0, len(delivery_ids), 20_000):
+            chunk = delivery_ids[start : start + 20_000]
+            delivered += Delivery.objects.filter(pk__in=chunk, status=Delivery.Status.DELIVERED).count()
+        if delivered == len(delivery_ids) or time.monotonic() > deadline:
+            return delivered, time.perf_counter() - started
+        time.sleep(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["both", "sendgrid", "mailgun"], default="both")
@@ -201,14 +253,19 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent Mailgun clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
+    parser.add_argument("--drainers", type=int, default=1, help="Celery workers storing the waiting events")
     parser.add_argument("--no-metadata", action="store_true", help="events without our ids in their metadata")
     args = parser.parse_args()
 
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwvlist_bench")
     work = Path(tempfile.mkdtemp(prefix="dwvlist-webhook-bench-"))
+    from dwvlist.embedded_redis import redis_ensure
+
+    redis_url, embedded = redis_ensure(workdir=work / "redis", fallback=True)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(64),
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -220,7 +277,7 @@ def main() -> int:
         "FEEDBACK_INLINE_SECONDS": "3600",  # every effect applied in the request, as a quiet server does
         "DB_CONN_MAX_AGE": "600",
     }
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "SECRET_KEY", "VAR_DIR")})
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "VAR_DIR")})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
     os.environ["DEBUG"] = "1"
     import django
@@ -236,6 +293,9 @@ def main() -> int:
         return 1
     port = _free_port()
     server = _server_start(port, args.workers, args.threads, env, work / "gunicorn.log")
+    from bench.__main__ import _workers_start
+
+    drainers = _workers_start(args.drainers, env, work)
     ok = True
     try:
         # Warm up each worker (imports, connections) with readers not counted below.
@@ -251,20 +311,31 @@ def main() -> int:
                 bodies, clients, path = _sendgrid_bodies(chosen, args.batch, not args.no_metadata), 2, "sendgrid"
             else:
                 bodies, clients, path = _mailgun_bodies(chosen, not args.no_metadata), args.clients, "mailgun"
+            groups = _cpu_groups(server, drainers)
+            cpu_before = {name: _cpu_seconds(processes) for name, processes in groups.items()}
+            started = time.perf_counter()
             wall, times = _post_all(port, f"/webhooks/{path}/tracking/", bodies, clients)
-            delivered = Delivery.objects.filter(pk__in=[r[0] for r in chosen], status=Delivery.Status.DELIVERED).count()
+            delivered, applied_wall = _delivered_wait([r[0] for r in chosen], started)
+            cpu = {name: (_cpu_seconds(groups[name]) - cpu_before[name]) / len(chosen) * 1e6 for name in groups}
             per_request = len(chosen) // len(bodies)
             print()
             print(f"{mode}: {len(chosen):,} events, {per_request} per request, {clients} clients")
-            print(f"  wall                  {wall:.1f} s")
-            print(f"  events/s              {len(chosen) / wall:,.0f}")
+            print(f"  answered              {len(chosen) / wall:,.0f} events/s (all posts answered in {wall:.1f} s)")
+            print(f"  sustained             {len(chosen) / applied_wall:,.0f} events/s "
+                  f"(first post to the last effect in the ledger: {applied_wall:.1f} s)")  # fmt: skip
             print(f"  request time          median {statistics.median(times) * 1000:.0f} ms, "
                   f"p99 {_p99(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")  # fmt: skip
+            print("  CPU per event         " + ", ".join(f"{name} {value:,.0f} µs" for name, value in cpu.items())
+                  + f" (total {sum(cpu.values()):,.0f} µs)")  # fmt: skip
             print(f"  marked delivered      {delivered:,} of {len(chosen):,}")
             ok = ok and delivered == len(chosen)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        for process in (server, *drainers):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (server, *drainers):
+            process.wait(timeout=30)
+        if embedded:
+            embedded.stop()
     print("RESULT", "ok" if ok else "MISMATCH")
     return 0 if ok else 1
 

@@ -19,12 +19,14 @@ Prometheus's rate() and increase() treat as a counter reset.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 import ipaddress
 import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import redis
 from django.conf import settings
@@ -64,27 +66,55 @@ def _field(name: str, labels: dict[str, object]) -> str:
     return json.dumps([name, sorted((key, str(value)) for key, value in labels.items())])
 
 
+# Updates held back by metrics_deferred(), as (field, amount).
+_deferred: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.ContextVar(
+    "metrics_deferred", default=None
+)
+
+
+def _send(updates: list[tuple[str, float]]) -> None:
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for field, amount in updates:
+            pipe.hincrbyfloat(METRICS, field, amount)
+        pipe.execute()
+    except redis.RedisError:
+        pass  # a figure is not worth failing a batch for
+
+
+def _record(updates: list[tuple[str, float]]) -> None:
+    held = _deferred.get()
+    if held is None:
+        _send(updates)
+    else:
+        held.extend(updates)
+
+
+@contextmanager
+def metrics_deferred() -> Iterator[None]:
+    """Hold back the block's metric updates and send them in one round trip at its end (a webhook request's)."""
+    held: list[tuple[str, float]] = []
+    token = _deferred.set(held)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        if held:
+            _send(held)
+
+
 def metric_add(name: str, amount: float = 1.0, **labels: object) -> None:
     """Add to a counter of COUNTERS, shared by every process through Redis (never raises)."""
     if name not in COUNTERS:
         raise ValueError(f"unknown counter {name}")
-    try:
-        redis_client().hincrbyfloat(METRICS, _field(name, labels), amount)
-    except redis.RedisError:
-        pass  # a figure is not worth failing a batch for
+    _record([(_field(name, labels), amount)])
 
 
 def metric_observe(name: str, value: float, **labels: object) -> None:
     """Record one observation of a summary of SUMMARIES (count and sum), through Redis (never raises)."""
     if name not in SUMMARIES:
         raise ValueError(f"unknown summary {name}")
-    try:
-        pipe = redis_client().pipeline(transaction=False)
-        pipe.hincrbyfloat(METRICS, _field(name + "_count", labels), 1)
-        pipe.hincrbyfloat(METRICS, _field(name + "_sum", labels), value)
-        pipe.execute()
-    except redis.RedisError:
-        pass
+    _record([(_field(name + "_count", labels), 1), (_field(name + "_sum", labels), value)])
 
 
 class RedisCollector:

@@ -37,20 +37,26 @@ class Outcome:
     stored: list[Incoming] = field(default_factory=list)
     applied: list[int] = field(default_factory=list)
     deferred: list[int] = field(default_factory=list)
+    taken: int = 0  # entries taken from the pending stream (issues.feedback.pending)
 
 
 def events_receive(*, provider: str, events: list) -> Outcome:
-    """Store a request's tracking events and apply their effects; return what was stored, applied and deferred.
+    """Store a request's tracking events (anymail's) and apply their effects, as items_receive does."""
+    return items_receive([incoming_from(provider=provider, event=event) for event in events])
+
+
+def items_receive(items: list[Incoming]) -> Outcome:
+    """Store events and apply their effects; return what was stored, applied and deferred.
 
     Effects are applied in the same transaction as the insert, the events
     marked applied as they are inserted, for up to FEEDBACK_INLINE_SECONDS;
     the rest (or everything, if applying fails) are left unapplied for the
     caller to queue to Celery.
     """
-    items = [incoming_from(provider=provider, event=event) for event in events]
     outcome = Outcome()
     if not items:
         return outcome
+    providers = ", ".join(sorted({item.provider for item in items}))
     deliveries_find(items)
     items = tracked_filter(items)
     budget = settings.FEEDBACK_INLINE_SECONDS
@@ -63,7 +69,7 @@ def events_receive(*, provider: str, events: list) -> Outcome:
             outcome.applied = [item.pk for item in outcome.stored]
             return outcome
         except Exception:  # a deadlock: the events are still stored below, for a worker to apply
-            logger.exception("%s: applying %d events failed; storing them for a worker", provider, len(items))
+            logger.exception("%s: applying %d events failed; storing them for a worker", providers, len(items))
     elif budget > 0:
         deadline = time.monotonic() + budget
         try:
@@ -77,7 +83,7 @@ def events_receive(*, provider: str, events: list) -> Outcome:
             outcome.applied = [i.pk for i in stored if i.pk not in set(leftover)]
             return outcome
         except Exception:  # a deadlock, a rule's bug: the events are still stored, for a worker to apply
-            logger.exception("%s: applying %d events failed; storing them for a worker", provider, len(items))
+            logger.exception("%s: applying %d events failed; storing them for a worker", providers, len(items))
     with transaction.atomic():
         stored = events_insert(items, applied_at=None)
     outcome.stored = stored

@@ -22,10 +22,21 @@ def feedback_events_apply(event_ids: list[int]) -> None:
     events_apply(event_ids=event_ids)
 
 
+@shared_task(name="issues.feedback_tasks.feedback_events_drain", ignore_result=True)
+def feedback_events_drain() -> int:
+    """Store and apply the provider events waiting in Redis."""
+    from issues.feedback.pending import events_drain
+
+    return events_drain()
+
+
 @shared_task(name="issues.feedback_tasks.sweep_unapplied_events", ignore_result=True)
 def sweep_unapplied_events() -> int:
-    """Queue again the events stored long ago whose effects were never applied (run by beat)."""
+    """Store events left waiting in Redis; queue again the events stored long ago and never applied (run by beat)."""
+    from issues.feedback.pending import events_drain
     from issues.feedback.rules import events_queue, events_unapplied
+
+    events_drain(wait=0.1)
 
     event_ids = events_unapplied(older_than=settings.FEEDBACK_SWEEP_AFTER)
     if event_ids:

@@ -5,9 +5,9 @@ signature) and normalises each provider's payload. On top of that: only the
 providers the site uses answer (the others 404); a Mailgun signature is
 accepted once and only while fresh; a payload anymail cannot parse gets 400
 and stores nothing (anymail would answer 500 and have the provider retry it
-forever); a request's events are taken in together (receive.py), effects
-applied inline for FEEDBACK_INLINE_SECONDS and the rest queued to Celery;
-and each request is logged and counted.
+forever); a request's events are taken in together: put on a Redis stream
+and stored there or by a worker in groups (pending.py, receive.py); and each
+request is logged and counted, its figures sent to Redis in one round trip.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from dwvlist.metrics import metric_add, metric_observe
+from dwvlist.metrics import metric_add, metric_observe, metrics_deferred
 from issues.feedback.events import events_stored_report, provider_name
-from issues.feedback.receive import events_receive
+from issues.feedback.intake import incoming_from
+from issues.feedback.pending import events_accept
+from issues.feedback.receive import items_receive
 from issues.feedback.replay import mailgun_signature_claim, mailgun_signature_release
 from issues.feedback.rules import events_queue
 from issues.feedback.view_mixins import VIEW_MIXINS, SnsConfirmationFailed
@@ -43,7 +45,7 @@ class _Collected:
         self.started = time.monotonic()
         self.events: list = []
         self.esp_name = ""
-        self.stored = self.applied = self.queued = 0  # for the request's log line
+        self.stored = self.applied = self.queued = self.waiting = 0  # for the request's log line
 
 
 _collected: contextvars.ContextVar[_Collected | None] = contextvars.ContextVar("feedback_events", default=None)
@@ -61,14 +63,19 @@ def _deferred_queue(event_ids: list[int]) -> None:
 def webhook_request_report(*, provider: str, collected: _Collected, status: int) -> None:
     """Log one webhook request: its events, those stored (not replays), applied here and queued; count it."""
     seconds = time.monotonic() - collected.started
-    figures = {"events": len(collected.events), "stored": collected.stored, "applied": collected.applied}
+    figures = {
+        "events": len(collected.events),
+        "stored": collected.stored,
+        "applied": collected.applied,
+        "queued": collected.queued,
+        "waiting": collected.waiting,
+    }
     logger.info(
-        "%s webhook: %d events, %d new, %d applied, %d queued in %.3f s",
+        "%s webhook: %d events; stored here %d new, %d applied, %d queued; %d left waiting for a worker; %.3f s",
         provider,
         *figures.values(),
-        collected.queued,
         seconds,
-        extra={**figures, "queued": collected.queued, "seconds": round(seconds, 4), "status": status},
+        extra={**figures, "seconds": round(seconds, 4), "status": status},
     )
     metric_add("dwvlist_webhook_requests", provider=provider)
     metric_observe("dwvlist_webhook_request_duration_seconds", seconds, provider=provider)
@@ -122,6 +129,13 @@ def strict_view(view_class: type, provider: str):
             collected = _Collected()
             token = _collected.set(collected)
             try:
+                with metrics_deferred():
+                    return self._post_collected(request, collected, *args, **kwargs)
+            finally:
+                _collected.reset(token)
+
+        def _post_collected(self, request, collected, *args, **kwargs):
+            try:
                 response = super().post(request, *args, **kwargs)
                 if collected.events:
                     tracking_take(esp_name=collected.esp_name, events=collected.events, collected=collected)
@@ -141,8 +155,6 @@ def strict_view(view_class: type, provider: str):
                 if self.replay_key:
                     mailgun_signature_release(self.replay_key)
                 raise
-            finally:
-                _collected.reset(token)
             webhook_request_report(
                 provider=provider_name(self.esp_name), collected=collected, status=response.status_code
             )
@@ -174,12 +186,21 @@ def webhook_provider_configured(provider: str) -> bool:
 
 
 def tracking_take(*, esp_name: str, events: list, collected: _Collected | None = None) -> None:
-    """Store the events together, apply their effects, and leave what had no time to Celery."""
-    outcome = events_receive(provider=provider_name(esp_name), events=events)
-    events_stored_report(events=outcome.stored, received_at=timezone.now())
-    if outcome.deferred:
-        _deferred_queue(outcome.deferred)
-    if collected is not None:
+    """Put the events on the pending stream (stored here if quick, else by a worker); store them here without Redis."""
+    items = [incoming_from(provider=provider_name(esp_name), event=event) for event in events]
+    try:
+        outcome = events_accept(items)
+    except redis.RedisError:
+        logger.warning("%s webhook: Redis is unreachable; storing %d events here", esp_name, len(items))
+        outcome = items_receive(items)
+        events_stored_report(events=outcome.stored, received_at=timezone.now())
+        if outcome.deferred:
+            _deferred_queue(outcome.deferred)
+    if collected is None:
+        return
+    if outcome is None:
+        collected.waiting = len(items)
+    else:
         collected.stored, collected.applied = len(outcome.stored), len(outcome.applied)
         collected.queued = len(outcome.deferred)
 

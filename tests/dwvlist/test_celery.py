@@ -36,6 +36,7 @@ KNOWN_TASK_NAMES = {
     "issues.tasks.complete_ledger",
     "issues.tasks.send_test",
     "issues.feedback_tasks.feedback_events_apply",
+    "issues.feedback_tasks.feedback_events_drain",
     "issues.feedback_tasks.sweep_unapplied_events",
     "issues.bounces.mailbox_poll",
     "subscriptions.tasks.confirmation_mail",

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 def webhook_settings(settings):
     settings.ANYMAIL = anymail_settings()
     settings.FEEDBACK_INLINE_SECONDS = 30.0
+    settings.FEEDBACK_INLINE_EVENTS = 10_000  # every post stored in its request (the queued path: test_pending_events)
 
 
 def ledger(count: int, *, shared_id: str | None = None, tracking: bool = False) -> list[Delivery]:

@@ -40,6 +40,7 @@ def webhook_settings(settings):
     settings.ANYMAIL = anymail_settings()
     settings.SOFT_BOUNCE_LIMIT = 3
     settings.FEEDBACK_INLINE_SECONDS = 30.0
+    settings.FEEDBACK_INLINE_EVENTS = 10_000  # every post stored in its request (the queued path: test_pending_events)
     return settings
 
 
