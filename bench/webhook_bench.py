@@ -209,25 +209,37 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _cpu_groups(server: subprocess.Popen, drainers: list[subprocess.Popen]) -> dict[str, list[psutil.Process]]:
-    """The processes whose CPU time is counted per event: web workers, drainers, PostgreSQL, Redis."""
+def _cpu_groups(
+    server: subprocess.Popen, drainers: list[subprocess.Popen], database: str
+) -> dict[str, list[psutil.Process]]:
+    """The processes whose CPU time is counted per event: web workers, drainers, this database's backends, us."""
 
     def family(pid: int) -> list[psutil.Process]:
         parent = psutil.Process(pid)
         return [parent, *parent.children(recursive=True)]
 
-    by_name = {"postgres": [], "redis": []}
-    for process in psutil.process_iter(["name"]):
-        for name in by_name:
-            if (process.info["name"] or "").startswith(name):
-                by_name[name].append(process)
+    backends = []
+    for process in psutil.process_iter(["cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if title.startswith("postgres:") and f" {database} " in title:
+            backends.append(process)
     return {
         "web": family(server.pid),
         "drain": [p for d in drainers for p in family(d.pid)],
-        "postgres": by_name["postgres"],
-        "redis": by_name["redis"],
+        "postgres": backends,
         "client": [psutil.Process()],
     }
+
+
+def _workers_wait(count: int, timeout: float = 120) -> None:
+    """Wait until `count` Celery workers are up (their heartbeats are in Redis)."""
+    from dwvlist.redis import WORKER_PREFIX, redis_client
+
+    deadline = time.monotonic() + timeout
+    while len(list(redis_client().scan_iter(WORKER_PREFIX + "bench*"))) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit("the drain workers did not start")
+        time.sleep(0.2)
 
 
 def _delivered_wait(delivery_ids: list[int], started: float, timeout: float = 300) -> tuple[int, float]:
@@ -294,8 +306,12 @@ def main() -> int:
     port = _free_port()
     server = _server_start(port, args.workers, args.threads, env, work / "gunicorn.log")
     from bench.__main__ import _workers_start
+    from dwvlist.redis import WORKER_PREFIX, redis_client
 
+    for key in redis_client().scan_iter(WORKER_PREFIX + "bench*"):  # an earlier run's
+        redis_client().delete(key)
     drainers = _workers_start(args.drainers, env, work)
+    _workers_wait(args.drainers)
     ok = True
     try:
         # Warm up each worker (imports, connections) with readers not counted below.
@@ -311,7 +327,7 @@ def main() -> int:
                 bodies, clients, path = _sendgrid_bodies(chosen, args.batch, not args.no_metadata), 2, "sendgrid"
             else:
                 bodies, clients, path = _mailgun_bodies(chosen, not args.no_metadata), args.clients, "mailgun"
-            groups = _cpu_groups(server, drainers)
+            groups = _cpu_groups(server, drainers, database_url.rsplit("/", 1)[1])
             cpu_before = {name: _cpu_seconds(processes) for name, processes in groups.items()}
             started = time.perf_counter()
             wall, times = _post_all(port, f"/webhooks/{path}/tracking/", bodies, clients)

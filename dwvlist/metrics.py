@@ -93,6 +93,9 @@ def _record(updates: list[tuple[str, float]]) -> None:
 @contextmanager
 def metrics_deferred() -> Iterator[None]:
     """Hold back the block's metric updates and send them in one round trip at its end (a webhook request's)."""
+    if _deferred.get() is not None:  # inside another: its end sends them
+        yield
+        return
     held: list[tuple[str, float]] = []
     token = _deferred.set(held)
     try:
@@ -110,11 +113,14 @@ def metric_add(name: str, amount: float = 1.0, **labels: object) -> None:
     _record([(_field(name, labels), amount)])
 
 
-def metric_observe(name: str, value: float, **labels: object) -> None:
-    """Record one observation of a summary of SUMMARIES (count and sum), through Redis (never raises)."""
+def metric_observe(name: str, value: float, *, count: int = 1, **labels: object) -> None:
+    """Record observations of a summary of SUMMARIES, through Redis (never raises).
+
+    One observation, or `count` of them whose values add up to `value`.
+    """
     if name not in SUMMARIES:
         raise ValueError(f"unknown summary {name}")
-    _record([(_field(name + "_count", labels), 1), (_field(name + "_sum", labels), value)])
+    _record([(_field(name + "_count", labels), count), (_field(name + "_sum", labels), value)])
 
 
 class RedisCollector:

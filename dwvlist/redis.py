@@ -35,8 +35,7 @@ METRICS = "dwvlist:metrics"  # hash of the counters every process adds to, expor
 CREDENTIALS_REFUSED = "dwvlist:log:credentials-refused"  # set for a minute after that error is logged
 BOUNCE_MAILBOX_LOCK = "dwvlist:bounces:mailbox"  # held while one worker reads the bounce mailbox
 FEEDBACK_PENDING = "dwvlist:feedback:pending"  # stream of provider events accepted, not yet stored
-FEEDBACK_DRAIN_LOCK = "dwvlist:feedback:drain"  # held while one process stores the pending events
-FEEDBACK_DRAIN_QUEUED = "dwvlist:feedback:drain-queued"  # set while a drain task is queued or running
+FEEDBACK_DRAIN_QUEUED = "dwvlist:feedback:drain-queued"  # + ":N": set while drain task N is queued or running
 DASHBOARD_KEY = "dwvlist:dashboard"  # cache key of the editor home's figures, counted by beat
 
 

@@ -272,11 +272,12 @@ SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1)  # issues in a ro
 # Seconds a webhook request may spend applying effects before it hands the
 # rest of its events to Celery (0 queues all of them).
 FEEDBACK_INLINE_SECONDS = env_float("FEEDBACK_INLINE_SECONDS", 2.0, minimum=0.0)
-# A request's events wait in Redis for a worker, which stores them in groups of
-# FEEDBACK_DRAIN_BATCH, unless the request brings at most FEEDBACK_INLINE_EVENTS
-# and no other is storing events just then: then it stores them itself.
+# A request's events wait in Redis for up to FEEDBACK_DRAINERS worker tasks at
+# once, which store them in groups of FEEDBACK_DRAIN_BATCH, unless the request
+# brings at most FEEDBACK_INLINE_EVENTS and no others wait: it stores those itself.
 FEEDBACK_INLINE_EVENTS = env_int("FEEDBACK_INLINE_EVENTS", 100, minimum=0)
 FEEDBACK_DRAIN_BATCH = env_int("FEEDBACK_DRAIN_BATCH", 1000, minimum=1, maximum=10_000)
+FEEDBACK_DRAINERS = env_int("FEEDBACK_DRAINERS", 2, minimum=1, maximum=32)
 # Events stored over FEEDBACK_SWEEP_AFTER seconds ago whose effects were never
 # applied (their task lost with the broker) are queued again, checked every
 # FEEDBACK_SWEEP_INTERVAL seconds.

@@ -22,7 +22,7 @@ import re
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from dwvlist.metrics import metric_add, metric_observe
+from dwvlist.metrics import metric_add, metric_observe, metrics_deferred
 from issues.models import Delivery, DeliveryEvent, Issue, SentMessage
 from subscriptions.models import MailingList
 
@@ -301,12 +301,17 @@ def event_stored_report(*, event: DeliveryEvent) -> None:
 
 
 def events_stored_report(*, events, received_at) -> None:
-    """Count a request's stored events by provider and type, and how long after they happened they reached us."""
+    """Count stored events by provider and type, and how long after they happened they reached us (one round trip)."""
     counts: dict[tuple[str, str], int] = {}
+    lags: dict[str, tuple[int, float]] = {}
     for event in events:
         counts[(event.provider, event.event_type)] = counts.get((event.provider, event.event_type), 0) + 1
         if event.occurred_at is not None:
             lag = max(0.0, (received_at - event.occurred_at).total_seconds())
-            metric_observe("dwvlist_webhook_event_lag_seconds", lag, provider=event.provider)
-    for (provider, event_type), count in counts.items():
-        metric_add("dwvlist_webhook_events", count, provider=provider, event_type=event_type)
+            seen, total = lags.get(event.provider, (0, 0.0))
+            lags[event.provider] = (seen + 1, total + lag)
+    with metrics_deferred():
+        for (provider, event_type), count in counts.items():
+            metric_add("dwvlist_webhook_events", count, provider=provider, event_type=event_type)
+        for provider, (seen, total) in lags.items():
+            metric_observe("dwvlist_webhook_event_lag_seconds", total, count=seen, provider=provider)

@@ -4,21 +4,21 @@ Mailgun posts one event per request, many requests at once, and a commit
 per request is most of what such a request costs; SendGrid posts a
 thousand events at a time, and storing them in the request makes the
 provider wait. So a request puts its events, classified and trimmed to
-their columns, on a Redis stream and answers. Whoever holds the drain lock
-stores what is waiting in groups of up to FEEDBACK_DRAIN_BATCH with the
-bulk path (issues.feedback.receive): one lookup, one insert, grouped
+their columns, on a Redis stream and answers; drain tasks (up to
+FEEDBACK_DRAINERS at once, each reading its own entries through a consumer
+group) store what is waiting in groups of up to FEEDBACK_DRAIN_BATCH with
+the bulk path (issues.feedback.receive): one lookup, one insert, grouped
 effects, one commit per group, however many requests brought it.
 
-A request bringing at most FEEDBACK_INLINE_EVENTS events that finds the lock
-free drains the stream itself, so on a quiet server an event is stored and
-applied before the provider hears 200, exactly as before. Otherwise a drain
-task is queued (at most one at a time: a flag in Redis) and a worker drains
-until the stream is empty.
+A request bringing at most FEEDBACK_INLINE_EVENTS events that finds nothing
+else on the stream stores them itself, so on a quiet server an event is
+stored and applied before the provider hears 200, exactly as before.
 
 Nothing is lost in between: an entry leaves the stream only after the group
-holding it is committed. A drain that dies half-way leaves its entries for
-the next one (the beat sweep drains too, should a task be lost); storing is
-idempotent (ON CONFLICT DO NOTHING on the provider's event id), so a group
+holding it is committed. A drain that dies half-way leaves its entries
+pending, and the next drain claims them once they have been idle for
+_STALE_MS (beat's sweep drains too, should a task be lost). Storing is
+idempotent (ON CONFLICT DO NOTHING on the provider's event id), so an entry
 stored twice changes nothing. If Redis cannot take the events, the request
 stores them itself.
 """
@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import os
 import socket
 from datetime import datetime
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 
 from dwvlist.celery import task_queue
-from dwvlist.redis import FEEDBACK_DRAIN_LOCK, FEEDBACK_DRAIN_QUEUED, FEEDBACK_PENDING, redis_client
+from dwvlist.redis import FEEDBACK_DRAIN_QUEUED, FEEDBACK_PENDING, redis_client
 from issues.feedback.events import events_stored_report
 from issues.feedback.intake import Incoming
 from issues.feedback.receive import Outcome, items_receive
@@ -44,9 +45,14 @@ from issues.feedback.rules import events_queue
 logger = logging.getLogger(__name__)
 
 DRAIN_TASK = "issues.feedback_tasks.feedback_events_drain"
-# A drain holds its lock this long at most (a group takes well under a
-# second); should it die, the next drain goes on after that.
-_LOCK_SECONDS = 60
+_GROUP = "store"
+# A drain's flag lasts this long at most; entries a drain took and left
+# unacknowledged this long (it died) are claimed by the next one.
+_FLAG_SECONDS = 60
+_STALE_MS = 60_000
+# A drain waits this long for more events before it ends (a burst's next
+# posts go to it, not each to its own commit).
+_LINGER_MS = 1000
 _FIELDS = ("provider", "event_type", "key", "recipient", "message_id", "reject_reason", "description", "metadata")
 
 
@@ -70,102 +76,120 @@ def _decode(raw: bytes) -> Incoming:
 
 
 def events_accept(items: list[Incoming]) -> Outcome | None:
-    """Put the request's events on the stream and store them here if that is quick; return what was stored here.
+    """Put the request's events on the stream and store them here if nothing else waits; return what was stored here.
 
-    None: they wait for a worker. Raises redis.RedisError if Redis could not
+    None: they wait for a drain. Raises redis.RedisError if Redis could not
     take them (the caller stores them itself).
     """
     if not items:
         return Outcome()
     client = redis_client()
-    inline = len(items) <= settings.FEEDBACK_INLINE_EVENTS
-    token = secrets.token_hex(16)
-    # One round trip: the events, and (for a few) the drain lock with the
-    # stream's length, which says whether anything else is waiting.
     pipe = client.pipeline(transaction=False)
     for item in items:
         pipe.xadd(FEEDBACK_PENDING, {"e": _encode(item)})
-    if inline:
-        pipe.set(FEEDBACK_DRAIN_LOCK, token, nx=True, px=_LOCK_SECONDS * 1000)
-        pipe.xlen(FEEDBACK_PENDING)
-    *entry_ids, locked, waiting = pipe.execute() if inline else [*pipe.execute(), None, None]
-    if not locked:
+    pipe.xlen(FEEDBACK_PENDING)
+    pipe.exists(*_flags())
+    *entry_ids, waiting, draining = pipe.execute()
+    if len(items) > settings.FEEDBACK_INLINE_EVENTS or waiting != len(items) or draining:
+        if not draining:  # a running drain takes ours too (and calls for help with a backlog)
+            drain_queue()
+        return None
+    # Ours alone: stored from memory, then taken off the stream. Should a
+    # drain read them in between, storing them twice changes nothing.
+    try:
+        outcome = _group_store(items)
+    except Exception:  # the events are safe on the stream: a drain tries again
+        logger.exception("Storing %d events failed; leaving them for a drain", len(items))
         drain_queue()
         return None
-    more = False
-    try:
-        if waiting == len(items):  # ours alone: stored from memory, no need to read them back
-            outcome = _group_store(items)
-            client.xdel(FEEDBACK_PENDING, *entry_ids)
-        else:  # the oldest group first; a backlog beyond it goes to the worker
-            outcome, more = _drain_group(client)
-    except Exception:  # the events are safe on the stream: a worker tries again
-        logger.exception("Storing %d pending events failed; leaving them for a worker", len(items))
-        outcome, more = None, True
-    finally:
-        client.lock(FEEDBACK_DRAIN_LOCK).do_release(token)
-    if more:
-        drain_queue()
+    client.xdel(FEEDBACK_PENDING, *entry_ids)
     return outcome
 
 
+def _flags() -> list[str]:
+    return [f"{FEEDBACK_DRAIN_QUEUED}:{slot}" for slot in range(settings.FEEDBACK_DRAINERS)]
+
+
 def drain_queue() -> None:
-    """Queue a drain task, unless one is queued or running already."""
+    """Queue a drain task, unless FEEDBACK_DRAINERS are queued or running already."""
     client = redis_client()
-    if not client.set(FEEDBACK_DRAIN_QUEUED, socket.gethostname(), nx=True, ex=_LOCK_SECONDS):
-        return
-    try:
-        task_queue(DRAIN_TASK)
-    except Exception:  # the broker is away: the next request, or beat's sweep, drains them
-        logger.exception("Could not queue the drain of the pending provider events")
-        client.delete(FEEDBACK_DRAIN_QUEUED)
+    for slot, flag in enumerate(_flags()):
+        if client.set(flag, socket.gethostname(), nx=True, ex=_FLAG_SECONDS):
+            try:
+                task_queue(DRAIN_TASK, slot)
+            except Exception:  # the broker is away: the next request, or beat's sweep, drains them
+                logger.exception("Could not queue a drain of the waiting provider events")
+                client.delete(flag)
+            return
 
 
-def events_drain(*, wait: float = 10.0) -> int:
-    """Store and apply every waiting event, group by group; return how many entries were taken.
+def events_drain(*, slot: int | None = None) -> int:
+    """Store and apply waiting events, group by group, until none have come for a while; return how many.
 
-    While requests keep the lock busy (they drain too), waits up to `wait`
-    seconds for it, then queues a new drain to try again later.
+    `slot` is the drain's flag (None: beat's sweep, which holds none and
+    does not wait). While a drain runs, requests leave their events to it,
+    so the events of a burst are stored in groups as large as arrived while
+    the previous group was being stored. A drain that takes a full group
+    queues another, so a backlog is drained by FEEDBACK_DRAINERS at once.
     """
     client = redis_client()
-    lock = client.lock(FEEDBACK_DRAIN_LOCK, timeout=_LOCK_SECONDS, blocking=True, blocking_timeout=wait)
-    if not lock.acquire():
-        client.delete(FEEDBACK_DRAIN_QUEUED)
-        drain_queue()
-        return 0
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{'sweep' if slot is None else slot}"
+    flag = None if slot is None else f"{FEEDBACK_DRAIN_QUEUED}:{slot}"
+    linger = None if flag is None else _LINGER_MS
     taken = 0
-    try:
-        while True:
-            outcome, more = _drain_group(client)
-            taken += outcome.taken
-            lock.extend(_LOCK_SECONDS, replace_ttl=True)
-            if more:
-                continue
-            # Clear the flag before the last look, so an event added after
+    while True:
+        entries = _entries_take(client, consumer, block=linger)
+        if not entries and flag is not None:
+            # Clear the flag before a last look, so an event added after
             # that look queues a new drain.
-            client.delete(FEEDBACK_DRAIN_QUEUED)
-            if not client.xlen(FEEDBACK_PENDING):
-                return taken
-    finally:
-        lock.release()
+            client.delete(flag)
+            entries = _entries_take(client, consumer, block=None)
+            if entries:
+                client.set(flag, socket.gethostname(), ex=_FLAG_SECONDS)
+        if not entries:
+            return taken
+        if flag is not None:
+            client.expire(flag, _FLAG_SECONDS)
+        if len(entries) == settings.FEEDBACK_DRAIN_BATCH:
+            drain_queue()
+        taken += _entries_store(client, entries)
 
 
-def _drain_group(client) -> tuple[Outcome, bool]:
-    """Store one group of waiting events; return the outcome and whether more are waiting."""
+def _entries_take(client, consumer: str, *, block: int | None) -> list:
+    """Take up to a group of entries: those a dead drain left first, then new ones (waiting `block` ms for some)."""
     batch = settings.FEEDBACK_DRAIN_BATCH
-    entries = client.xrange(FEEDBACK_PENDING, count=batch)
-    if not entries:
-        return Outcome(), False
+    try:
+        _next, claimed, *_ = client.xautoclaim(FEEDBACK_PENDING, _GROUP, consumer, _STALE_MS, count=batch)
+        if claimed:
+            return claimed
+        found = client.xreadgroup(_GROUP, consumer, {FEEDBACK_PENDING: ">"}, count=batch, block=block)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        try:  # the first drain, or Redis was emptied: from the stream's start
+            client.xgroup_create(FEEDBACK_PENDING, _GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exists:
+            if "BUSYGROUP" not in str(exists):
+                raise
+        return _entries_take(client, consumer, block=block)
+    return found[0][1] if found else []
+
+
+def _entries_store(client, entries: list) -> int:
+    """Store a group of entries and take them off the stream; return how many there were."""
     items = []
     for entry_id, fields in entries:
         try:
             items.append(_decode(fields[b"e"]))
         except (KeyError, ValueError, TypeError):
-            logger.exception("Dropping an unreadable pending event %s: %r", entry_id, fields)
-    outcome = _group_store(items)
-    outcome.taken = len(entries)
-    client.xdel(FEEDBACK_PENDING, *[entry_id for entry_id, _ in entries])
-    return outcome, len(entries) == batch
+            logger.exception("Dropping an unreadable waiting event %s: %r", entry_id, fields)
+    _group_store(items)
+    ids = [entry_id for entry_id, _ in entries]
+    pipe = client.pipeline(transaction=False)
+    pipe.xack(FEEDBACK_PENDING, _GROUP, *ids)
+    pipe.xdel(FEEDBACK_PENDING, *ids)
+    pipe.execute()
+    return len(entries)
 
 
 def _group_store(items: list[Incoming]) -> Outcome:

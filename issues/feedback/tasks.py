@@ -23,11 +23,11 @@ def feedback_events_apply(event_ids: list[int]) -> None:
 
 
 @shared_task(name="issues.feedback_tasks.feedback_events_drain", ignore_result=True)
-def feedback_events_drain() -> int:
+def feedback_events_drain(slot: int = 0) -> int:
     """Store and apply the provider events waiting in Redis."""
     from issues.feedback.pending import events_drain
 
-    return events_drain()
+    return events_drain(slot=slot)
 
 
 @shared_task(name="issues.feedback_tasks.sweep_unapplied_events", ignore_result=True)
@@ -36,7 +36,7 @@ def sweep_unapplied_events() -> int:
     from issues.feedback.pending import events_drain
     from issues.feedback.rules import events_queue, events_unapplied
 
-    events_drain(wait=0.1)
+    events_drain()
 
     event_ids = events_unapplied(older_than=settings.FEEDBACK_SWEEP_AFTER)
     if event_ids:

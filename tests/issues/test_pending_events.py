@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import redis
 
-from dwvlist.redis import FEEDBACK_DRAIN_LOCK, FEEDBACK_DRAIN_QUEUED, FEEDBACK_PENDING, redis_client
+from dwvlist.redis import FEEDBACK_DRAIN_QUEUED, FEEDBACK_PENDING, redis_client
 from issues.feedback import pending
 from issues.feedback.tasks import sweep_unapplied_events
 from issues.models import Delivery, DeliveryEvent
@@ -27,6 +27,18 @@ def webhook_settings(settings):
     settings.ANYMAIL = anymail_settings()
     settings.FEEDBACK_INLINE_SECONDS = 30.0
     settings.FEEDBACK_INLINE_EVENTS = 100
+
+
+def incoming(row: Delivery, name: str = "delivered"):
+    from anymail.signals import AnymailTrackingEvent
+
+    from issues.feedback.intake import incoming_from
+
+    event = AnymailTrackingEvent(
+        event_type=name, recipient=row.email, message_id=row.provider_message_id, event_id=f"ev-{row.pk}",
+        esp_event={"event": name, "email": row.email},
+    )  # fmt: skip
+    return incoming_from(provider="sendgrid", event=event)
 
 
 def waiting() -> int:
@@ -67,30 +79,30 @@ def test_a_large_post_waits_in_redis_and_one_drain_stores_it_once(client):
     assert post.send(client).status_code == 200
     assert DeliveryEvent.objects.count() == 0  # over FEEDBACK_INLINE_EVENTS: answered at once
     assert waiting() == 300
-    assert redis_client().exists(FEEDBACK_DRAIN_QUEUED)  # a drain task is queued, once
+    assert redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:0")  # a drain task is queued
     assert post.send(client).status_code == 200  # the provider's retry of the same post
     assert waiting() == 600
+    assert not redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:1")  # the queued drain takes these too
 
-    assert pending.events_drain() == 600
+    assert pending.events_drain(slot=0) == 600
 
-    assert waiting() == 0 and not redis_client().exists(FEEDBACK_DRAIN_QUEUED)
+    assert waiting() == 0 and not redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:0")
     assert DeliveryEvent.objects.count() == 300
     assert Delivery.objects.filter(status="delivered").count() == 250
     assert Delivery.objects.filter(status="bounced").count() == 50
     assert Suppression.objects.count() == 50
 
 
-def test_a_request_that_finds_another_draining_leaves_its_events_for_the_drain(client):
-    (row,) = ledger(1)
-    redis_client().set(FEEDBACK_DRAIN_LOCK, "someone else", px=60_000)
+def test_a_request_that_finds_other_events_waiting_leaves_its_own_to_the_drain(client):
+    rows = ledger(2)
+    redis_client().xadd(FEEDBACK_PENDING, {"e": pending._encode(incoming(rows[0]))})
 
-    assert sendgrid([(row, "bounce")]).send(client).status_code == 200
-    assert not DeliveryEvent.objects.exists() and waiting() == 1
+    assert sendgrid([(rows[1], "bounce")]).send(client).status_code == 200
+    assert not DeliveryEvent.objects.exists() and waiting() == 2
 
-    redis_client().delete(FEEDBACK_DRAIN_LOCK)
-    pending.events_drain()
-    row.refresh_from_db()
-    assert row.status == "bounced"
+    pending.events_drain(slot=0)
+    assert waiting() == 0
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["bounced", "delivered"]
 
 
 def test_a_drain_that_dies_after_storing_is_repeated_without_applying_anything_twice(client, monkeypatch):
@@ -102,15 +114,16 @@ def test_a_drain_that_dies_after_storing_is_repeated_without_applying_anything_t
     real_xdel = redis.Redis.xdel
     monkeypatch.setattr(redis.Redis, "xdel", lambda *args: (_ for _ in ()).throw(redis.ConnectionError("cut")))
     with pytest.raises(redis.ConnectionError):
-        pending.events_drain()
+        pending.events_drain(slot=0)
     monkeypatch.setattr(redis.Redis, "xdel", real_xdel)
     stored = {e.pk: e.applied_at for e in DeliveryEvent.objects.all()}
     assert len(stored) == 120 and waiting() == 120  # stored and applied, still on the stream
     suppressed = {s.pk: s.created_at for s in Suppression.objects.all()}
     assert len(suppressed) == 20
 
-    redis_client().delete(FEEDBACK_DRAIN_LOCK)
-    assert pending.events_drain() == 120
+    # The next drain claims them once they have been left idle long enough.
+    monkeypatch.setattr(pending, "_STALE_MS", 0)
+    assert pending.events_drain(slot=0) == 120
 
     assert waiting() == 0
     assert {e.pk: e.applied_at for e in DeliveryEvent.objects.all()} == stored
@@ -131,7 +144,7 @@ def test_without_redis_the_request_stores_its_events_itself(client, settings):
 def test_the_sweep_drains_what_a_lost_task_left_waiting(client):
     rows = ledger(150)
     assert sendgrid([(row, "delivered") for row in rows]).send(client).status_code == 200
-    redis_client().delete(FEEDBACK_DRAIN_QUEUED)  # its task lost with the broker
+    redis_client().delete(f"{FEEDBACK_DRAIN_QUEUED}:0")  # its task lost with the broker
 
     sweep_unapplied_events()
 
@@ -150,7 +163,7 @@ def test_an_unreadable_entry_is_logged_and_does_not_hold_up_the_others(client, c
         == 200
     )
 
-    pending.events_drain()
+    pending.events_drain(slot=0)
 
     assert waiting() == 0
     row.refresh_from_db()
