@@ -214,3 +214,15 @@ class socket_closed:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_a_drain_that_takes_a_full_group_calls_another_to_drain_beside_it(client, settings):
+    settings.FEEDBACK_DRAIN_BATCH = 50
+    rows = ledger(150)
+    assert sendgrid([(row, "delivered") for row in rows]).send(client).status_code == 200
+    assert not redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:1")
+
+    assert pending.events_drain(slot=0) == 150
+
+    assert redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:1")  # queued when the first full group came
+    assert Delivery.objects.filter(status="delivered").count() == 150
