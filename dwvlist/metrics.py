@@ -32,7 +32,7 @@ import redis
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 
-from dwvlist.redis import METRICS, redis_client
+from dwvlist.redis import FEEDBACK_PENDING, METRICS, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ class RedisCollector:
             for priority in _PRIORITY_STEPS:
                 pipe.llen(f"{name}{_PRIORITY_SEPARATOR}{priority}" if priority else name)
         pipe.hlen(_UNACKED_KEY)
-        lengths = pipe.execute()
+        pipe.xlen(FEEDBACK_PENDING)
+        *lengths, waiting = pipe.execute()
         depth = GaugeMetricFamily(
             "dwvlist_celery_queue_length", "Tasks waiting in each Celery queue.", labels=("queue",)
         )
@@ -177,6 +178,11 @@ class RedisCollector:
             "dwvlist_celery_unacked",
             "Tasks handed to a worker and not yet finished (including those waiting for a countdown).",
             value=lengths[-1],
+        )
+        yield GaugeMetricFamily(
+            "dwvlist_webhook_events_waiting",
+            "Provider events accepted and waiting in Redis to be stored (issues.feedback.pending).",
+            value=waiting,
         )
 
     def _workers(self, client: redis.Redis) -> Iterator[Metric]:

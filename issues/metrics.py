@@ -68,7 +68,8 @@ class IssuesCollector:
         )
         for issue in live:
             progress = services.issue_progress(issue=issue)
-            rate.add_metric([str(issue.pk)], progress["rate_per_second"])
+            if progress["rate_per_second"] is not None:  # None: no figure yet (nothing sent in the window)
+                rate.add_metric([str(issue.pk)], progress["rate_per_second"])
             if progress["eta_seconds"] is not None:
                 eta.add_metric([str(issue.pk)], progress["eta_seconds"])
         yield rate

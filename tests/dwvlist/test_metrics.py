@@ -181,3 +181,4 @@ def test_a_webhook_request_is_logged_once_and_counted_by_event_type(token, setti
     assert samples["dwvlist_webhook_events_total"][(("event_type", "bounced"), ("provider", "mailgun"))] == 1
     assert samples["dwvlist_webhook_event_lag_seconds_count"][(("provider", "mailgun"),)] == 1
     assert samples["dwvlist_webhook_events_unapplied"][()] == 0
+    assert samples["dwvlist_webhook_events_waiting"][()] == 0

@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 import redis
+from django.test import Client
 
 from dwvlist.redis import FEEDBACK_DRAIN_QUEUED, FEEDBACK_PENDING, redis_client
 from issues.feedback import pending
@@ -72,13 +73,20 @@ def test_a_quiet_servers_single_event_is_stored_and_applied_before_the_answer(cl
     assert waiting() == 0
 
 
-def test_a_large_post_waits_in_redis_and_one_drain_stores_it_once(client):
+def metrics_scrape(settings) -> str:
+    settings.METRICS_TOKEN = "t" * 32
+    settings.METRICS_ALLOWED_IPS = []
+    return Client().get("/metrics", HTTP_AUTHORIZATION="Bearer " + "t" * 32).content.decode()
+
+
+def test_a_large_post_waits_in_redis_and_one_drain_stores_it_once(client, settings):
     rows = ledger(300)
     post = sendgrid([(row, "delivered") for row in rows[:250]] + [(row, "bounce") for row in rows[250:]])
 
     assert post.send(client).status_code == 200
     assert DeliveryEvent.objects.count() == 0  # over FEEDBACK_INLINE_EVENTS: answered at once
     assert waiting() == 300
+    assert "dwvlist_webhook_events_waiting 300.0" in metrics_scrape(settings)
     assert redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:0")  # a drain task is queued
     assert post.send(client).status_code == 200  # the provider's retry of the same post
     assert waiting() == 600
