@@ -70,7 +70,7 @@ def main() -> int:
         call_command("migrate", verbosity=0)
         from subscriptions.imports.jobs import import_job_create, import_job_run
         from subscriptions.models import MailingList, Subscriber, Subscription
-        from subscriptions.services import suppression_add
+        from subscriptions.suppressions import suppression_add
 
         news = MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
         # Readers already known: some unsubscribed, some suppressed.
