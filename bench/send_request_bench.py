@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -39,7 +40,7 @@ def main() -> int:
         {
             "DATABASE_URL": database_url,
             "DEBUG": "0",
-            "SECRET_KEY": "bench-" + "k" * 60,
+            "SECRET_KEY": secrets.token_urlsafe(64),
             "VAR_DIR": str(work),
             "LOG_LEVEL": "warning",
             "ALLOWED_HOSTS": "testserver",
