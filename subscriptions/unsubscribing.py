@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Subscription
 from subscriptions.suppressions import suppression_exists
 from subscriptions.tokens import unsubscribe_token_read
+
+
+def _unsubscribe(rows: QuerySet[Subscription], *, source: str, issue_id: int | None) -> int:
+    return rows.exclude(status=Subscription.Status.UNSUBSCRIBED).update(
+        status=Subscription.Status.UNSUBSCRIBED,
+        unsubscribed_at=timezone.now(),
+        unsubscribe_source=source,
+        unsubscribe_issue_id=issue_id,
+        updated_at=timezone.now(),
+    )
 
 
 def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, issue_id: int | None = None) -> bool:
@@ -17,18 +28,8 @@ def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, i
     A conditional update, so it is idempotent and safe against a concurrent
     unsubscribe: the first source and issue recorded are kept.
     """
-    updated = (
-        Subscription.objects.filter(subscriber_id=subscriber_id, mailing_list_id=list_id)
-        .exclude(status=Subscription.Status.UNSUBSCRIBED)
-        .update(
-            status=Subscription.Status.UNSUBSCRIBED,
-            unsubscribed_at=timezone.now(),
-            unsubscribe_source=source,
-            unsubscribe_issue_id=issue_id,
-            updated_at=timezone.now(),
-        )
-    )
-    return updated == 1
+    rows = Subscription.objects.filter(subscriber_id=subscriber_id, mailing_list_id=list_id)
+    return _unsubscribe(rows, source=source, issue_id=issue_id) == 1
 
 
 def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int | None = None) -> int:
@@ -38,17 +39,7 @@ def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int
 
 def subscribers_unsubscribe_all(*, subscriber_ids: list[int], source: str, issue_id: int | None = None) -> int:
     """Unsubscribe the readers from every list, in one statement; return how many subscriptions changed."""
-    return (
-        Subscription.objects.filter(subscriber_id__in=subscriber_ids)
-        .exclude(status=Subscription.Status.UNSUBSCRIBED)
-        .update(
-            status=Subscription.Status.UNSUBSCRIBED,
-            unsubscribed_at=timezone.now(),
-            unsubscribe_source=source,
-            unsubscribe_issue_id=issue_id,
-            updated_at=timezone.now(),
-        )
-    )
+    return _unsubscribe(Subscription.objects.filter(subscriber_id__in=subscriber_ids), source=source, issue_id=issue_id)
 
 
 @dataclass
