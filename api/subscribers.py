@@ -20,7 +20,7 @@ from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, cursor_decode, cur
 from api.errors import PROBLEM_STATUSES, ApiProblem, Problem
 from api.idempotency import idempotent
 from api.selectors import subscribers_page_json
-from subscriptions import services
+from subscriptions import services, unsubscribing
 from subscriptions.addresses import email_normalize
 from subscriptions.erasure import subscriber_erase
 from subscriptions.models import NAME_MAX_LENGTH, MailingList, Subscriber, Subscription
@@ -410,11 +410,12 @@ def subscribers_unsubscribe(request, subscriber_id: IdPath, payload: Unsubscribe
     get_object_or_404(Subscriber, pk=subscriber_id)
     source = Subscription.UnsubscribeSource.API
     if payload.lists is None:
-        count = services.subscriber_unsubscribe_all(subscriber_id=subscriber_id, source=source)
+        count = unsubscribing.subscriber_unsubscribe_all(subscriber_id=subscriber_id, source=source)
     else:
         lists = _lists_by_slug(payload.lists)
         count = sum(
-            services.subscription_unsubscribe(subscriber_id=subscriber_id, list_id=ml.pk, source=source) for ml in lists
+            unsubscribing.subscription_unsubscribe(subscriber_id=subscriber_id, list_id=ml.pk, source=source)
+            for ml in lists
         )
     return {"unsubscribed": count}
 

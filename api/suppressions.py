@@ -14,7 +14,7 @@ from api.auth import needs
 from api.cursors import PAGE_DEFAULT, PAGE_MAX, IdPath, Page, page_of
 from api.errors import PROBLEM_STATUSES, ApiProblem, Problem
 from api.idempotency import idempotent
-from subscriptions import services
+from subscriptions import suppressions
 from subscriptions.addresses import email_hash, email_normalize
 from subscriptions.models import Suppression
 
@@ -84,7 +84,7 @@ def suppressions_add(request, payload: SuppressionIn):
     except ValidationError as exc:
         raise ApiProblem(422, exc.messages[0], errors=[{"field": "email", "message": exc.messages[0]}]) from None
     existed = Suppression.objects.filter(email_hash=email_hash(email)).exists()
-    entry = services.suppression_add(email=email, reason=payload.reason, note=" ".join(payload.note.split()))
+    entry = suppressions.suppression_add(email=email, reason=payload.reason, note=" ".join(payload.note.split()))
     return Status(200 if existed else 201, Suppression.objects.filter(pk=entry.pk).values(*_FIELDS).get())
 
 
@@ -96,7 +96,7 @@ def suppressions_add(request, payload: SuppressionIn):
 )
 def suppressions_remove(request, suppression_id: IdPath):
     try:
-        removed = services.suppression_remove(suppression_id=suppression_id, actor=request.auth.user)
+        removed = suppressions.suppression_remove(suppression_id=suppression_id, actor=request.auth.user)
     except ValidationError as exc:
         raise ApiProblem(409, " ".join(exc.messages)) from None
     if not removed:

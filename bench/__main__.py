@@ -27,6 +27,10 @@ from pathlib import Path
 
 import psutil
 
+from bench.database import database_fresh, django_migrated
+
+_database_fresh = database_fresh  # bounce_bench.py imports it by this name
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dwvlist_bench"
 ARTICLE = (ROOT / "bench" / "article.txt").read_text()
@@ -34,16 +38,6 @@ ARTICLE = (ROOT / "bench" / "article.txt").read_text()
 
 # Each path's batch size.
 BATCH_SIZES = {"smtp": 500, "mailgun": 1000, "sendgrid": 1000, "brevo": 1000, "mailjet": 50, "postmark": 200}
-
-
-def _database_fresh(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _readers_generate(n: int) -> float:
@@ -153,7 +147,7 @@ def main() -> int:
     args = parser.parse_args()
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-    _database_fresh(database_url)
+    database_fresh(database_url)
     work = Path(tempfile.mkdtemp(prefix="dwvlist-bench-"))
     os.environ.update(
         {
@@ -199,11 +193,7 @@ def main() -> int:
     os.environ.update({"SEND_BATCH_SIZE": str(batch), "SEND_LANES": str(args.workers * 2)})
     env = dict(os.environ)
 
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    django.setup()
+    django_migrated(database_url=database_url)
     from issues import services
     from issues.models import Delivery, Issue
     from subscriptions.models import MailingList

@@ -18,9 +18,8 @@ import argparse
 import os
 import sys
 import time
-import uuid
 
-import psycopg
+from bench.database import database_throwaway
 
 
 def readers_write(connection, count: int, list_id: int) -> None:
@@ -53,20 +52,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
 
-    name = f"dwvlist_api_bench_{uuid.uuid4().hex[:8]}"
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    os.environ["DATABASE_URL"] = f"{server}/{name}"
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    try:
-        import django
-
-        django.setup()
+    with database_throwaway(server=args.server, prefix="dwvlist_api_bench", keep=args.keep):
         from django.conf import settings
         from django.contrib.auth.models import User
-        from django.core.management import call_command
         from django.db import connection
         from django.test import Client
 
@@ -75,7 +63,6 @@ def main() -> int:
 
         settings.API_RATE_PER_MINUTE = 0
         settings.ALLOWED_HOSTS = ["*"]
-        call_command("migrate", verbosity=0)
         news = MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
         started = time.perf_counter()
         readers_write(connection, args.readers, news.pk)
@@ -111,13 +98,6 @@ def main() -> int:
             print(f"expected {args.readers:,} rows")
             return 1
         return 0
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
+from bench.database import database_throwaway
 
 BROKEN = ["not-an-address", "two@@example.org", "", "a b@example.org", "x@", "@example.org", "trailing.@example.org"]
 
@@ -53,24 +52,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
 
-    name = f"dwvlist_import_bench_{uuid.uuid4().hex[:8]}"
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    os.environ["DATABASE_URL"] = f"{server}/{name}"
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with database_throwaway(server=args.server, prefix="dwvlist_import_bench", keep=args.keep):
         from django.utils import timezone
 
-        call_command("migrate", verbosity=0)
         from subscriptions.imports.jobs import import_job_create, import_job_run
         from subscriptions.models import MailingList, Subscriber, Subscription
-        from subscriptions.services import suppression_add
+        from subscriptions.suppressions import suppression_add
 
         news = MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
         # Readers already known: some unsubscribed, some suppressed.
@@ -111,13 +98,6 @@ def main() -> int:
             f"unsubscribed left alone {job.unsubscribed_count:,}, already subscribed {job.existing_count:,}"
         )
         print(f"subscriptions in the database: {Subscription.objects.count():,}")
-    finally:
-        if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name}")
     return 0
 
 

@@ -19,9 +19,8 @@ import random
 import statistics
 import sys
 import time
-import uuid
 
-import psycopg
+from bench.database import database_throwaway
 
 TARGET_P95_MS = 150.0
 FIRST = [
@@ -169,20 +168,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
 
-    name = f"dwvlist_search_bench_{uuid.uuid4().hex[:8]}"
-    server = args.server.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    os.environ["DATABASE_URL"] = f"{server}/{name}"
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with database_throwaway(server=args.server, prefix="dwvlist_search_bench", keep=args.keep):
         from subscriptions.models import MailingList
 
         news = MailingList.objects.create(name="News", slug="news", from_name="News", from_email="news@example.org")
@@ -200,13 +186,6 @@ def main() -> int:
         print(f"first page without a search: {(time.perf_counter() - started) * 1000:.1f} ms")
         verdict = "meets" if p95 < TARGET_P95_MS else "MISSES"
         print(f"target: p95 under {TARGET_P95_MS:.0f} ms at 1M readers: {verdict} it at {args.readers:,}")
-    finally:
-        if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name}")
     return 0
 
 

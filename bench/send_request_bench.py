@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dwvlist_bench"
 
 
@@ -32,16 +30,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="sends to time, each a new issue (default 3)")
     args = parser.parse_args()
 
-    from bench.__main__ import ARTICLE, _database_fresh, _readers_generate
+    from bench.__main__ import ARTICLE, _readers_generate
+    from bench.database import database_fresh, django_migrated
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-    _database_fresh(database_url)
+    database_fresh(database_url)
     work = Path(tempfile.mkdtemp(prefix="dwvlist-bench-"))
     os.environ.update(
         {
             "DATABASE_URL": database_url,
             "DEBUG": "0",
-            "SECRET_KEY": "bench-" + "k" * 60,
+            "SECRET_KEY": secrets.token_urlsafe(64),
             "VAR_DIR": str(work),
             "LOG_LEVEL": "warning",
             "ALLOWED_HOSTS": "testserver",
@@ -50,12 +49,7 @@ def main() -> int:
     from dwvlist.embedded_redis import redis_ensure
 
     redis_url, embedded = redis_ensure(workdir=work / "redis", fallback=True)
-    os.environ["REDIS_URL"] = redis_url
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=dict(os.environ), check=True)
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    django.setup()
+    django_migrated(database_url=database_url, env={"REDIS_URL": redis_url})
     import redis
     from django.apps import apps
     from django.contrib.auth.models import Group, User

@@ -48,22 +48,18 @@ def main() -> int:
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_STAFF_DATABASE_URL", DEFAULT_DB)
-    from bench.__main__ import _database_fresh, _readers_generate
+    from bench.__main__ import _readers_generate
+    from bench.database import database_fresh, django_migrated
 
-    _database_fresh(url)
+    database_fresh(url)
     work = Path(tempfile.mkdtemp(prefix="dwvlist-staff-bench-"))
     os.environ.update({"DATABASE_URL": url, "DEBUG": "1", "VAR_DIR": str(work), "LOG_LEVEL": "warning"})
     from dwvlist.embedded_redis import redis_ensure
 
     redis_url, embedded = redis_ensure(workdir=work / "redis", fallback=True)
-    os.environ["REDIS_URL"] = redis_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dwvlist.settings")
-    import django
-
-    django.setup()
+    django_migrated(database_url=url, env={"REDIS_URL": redis_url})
     from django.conf import settings
     from django.contrib.auth.models import Group, User
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
@@ -77,7 +73,6 @@ def main() -> int:
     from subscriptions.staff_jobs.services import staff_job_bulk_create, staff_job_export_create
 
     settings.ALLOWED_HOSTS = ["*"]
-    call_command("migrate", verbosity=0)
     print(f"generating {args.readers:,} readers ...", flush=True)
     _readers_generate(args.readers)
     news = MailingList.objects.get()

@@ -8,9 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dwvlist.celery import task_queue
+from subscriptions.confirmation import confirm_link_mail_send
 from subscriptions.models import Subscriber, Subscription
 from subscriptions.ratelimit import confirmation_mail_allowed
-from subscriptions.services import confirm_link_mail_send, suppression_exists
+from subscriptions.suppressions import suppression_exists
 from subscriptions.tokens import (
     address_token_make,
     address_token_read,

@@ -20,11 +20,10 @@ from django.utils.functional import cached_property
 
 from dwvlist.audit.admin import AuditedAdmin
 from dwvlist.audit.models import AuditEntry
-from subscriptions import services
 from subscriptions.addresses import email_hashes, email_normalize
 from subscriptions.models import ImportJob, MailingList, StaffJob, Subscriber, Subscription, Suppression
 from subscriptions.staff_jobs.services import staff_job_bulk_create
-from subscriptions.suppressions import suppression_find
+from subscriptions.suppressions import suppression_add, suppression_find
 
 EXACT_COUNT_BELOW = 10_000
 
@@ -265,7 +264,7 @@ class SuppressionAdmin(ScalableAdmin):
             return
         email = email_normalize(obj.email)
         existing = suppression_find(email=email)
-        saved = services.suppression_add(email=email, reason=obj.reason, note=obj.note)
+        saved = suppression_add(email=email, reason=obj.reason, note=obj.note)
         obj.pk = saved.pk
         if existing:
             messages.info(request, "That address was already suppressed; its first reason is kept.")

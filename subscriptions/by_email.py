@@ -22,7 +22,8 @@ from dwvlist.emails import email_send, sender_address
 from subscriptions.links import list_command_address, list_contact_address, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription
 from subscriptions.ratelimit import command_answer_allowed, confirmation_mail_allowed
-from subscriptions.services import _subscriber_get_or_create, subscription_join, suppression_exists
+from subscriptions.services import _subscriber_get_or_create, subscription_join
+from subscriptions.suppressions import suppression_exists
 
 # Answers are mail written by a program: RFC 3834 asks us to say so, which
 # keeps other programs from answering them in turn.

@@ -26,6 +26,7 @@ from subscriptions.models import MailingList, Subscriber, Subscription
 from subscriptions.ratelimit import mailto_answer_allowed
 from subscriptions.suppressions import suppression_find
 from subscriptions.tokens import UnsubscribeClaim, mailto_token_read
+from subscriptions.unsubscribing import subscription_unsubscribe
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ def subscription_unsubscribe_by_mailto(*, claim: UnsubscribeClaim, issue_id: int
     `issue_id` is the token's issue if it still exists (the caller, above
     subscriptions, can tell), recorded as the cause.
     """
-    from subscriptions.services import subscription_unsubscribe
-
     changed = subscription_unsubscribe(
         subscriber_id=claim.subscriber_id,
         list_id=claim.list_id,

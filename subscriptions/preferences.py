@@ -8,10 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscriptions.models import MailingList, Subscriber, Subscription
-from subscriptions.services import subscription_join, subscription_unsubscribe, welcome_queue
+from subscriptions.services import subscription_join, welcome_queue
 from subscriptions.tokens import (
     preferences_token_read,
 )
+from subscriptions.unsubscribing import subscription_unsubscribe
 
 
 def preferences_token_subscriber(*, token: str) -> Subscriber | None:

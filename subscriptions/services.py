@@ -1,117 +1,31 @@
-"""Writes on subscribers, subscriptions and the suppression list."""
+"""Writes that put readers on lists: the public form, staff and the API; the welcome mail.
+
+Confirming is in confirmation.py, unsubscribing in unsubscribing.py, the
+suppression list in suppressions.py.
+"""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dwvlist.celery import task_queue
 from dwvlist.emails import email_send, sender_address
-from dwvlist.logs import log_address
-from dwvlist.metrics import metric_add
-from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
-from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
+from subscriptions.models import MailingList, Subscriber, Subscription
 from subscriptions.ratelimit import confirmation_mail_allowed
-from subscriptions.suppressions import suppression_find
-from subscriptions.tokens import (
-    confirmation_token_expired,
-    confirmation_token_make,
-    confirmation_token_matches,
-    confirmation_token_read,
-    unsubscribe_token_read,
-)
 
-log = logging.getLogger(__name__)
-
-
-def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep_address: bool = True) -> Suppression:
-    """Put the address on the suppression list (idempotent) and return its row.
-
-    An address already suppressed keeps its first reason.
-    """
-    existing = suppression_find(email=email)
-    if existing:
-        return existing
-    key = email_hash(email)
-    try:
-        with transaction.atomic():
-            added = Suppression.objects.create(
-                email_hash=key,
-                email=email if keep_address else "",
-                reason=reason,
-                event=event,
-                note=note[:500],
-            )
-    except IntegrityError:  # another process suppressed it at the same moment
-        return Suppression.objects.get(email_hash=key)
-    suppression_added_report(email=email, suppression=added)
-    return added
-
-
-def suppression_added_report(*, email: str, suppression: Suppression) -> None:
-    """Log the address (hashed, unless LOG_PERSONAL_DATA) put on the suppression list, and why; count it."""
-    log.info(
-        "suppressed %s: %s",
-        log_address(email),
-        suppression.get_reason_display().lower(),
-        extra={"reason": suppression.reason, "note": suppression.note, "event_id": suppression.event_id},
-    )
-    metric_add("dwvlist_suppressions_added", reason=suppression.reason)
-
-
-def suppression_exists(*, email: str) -> bool:
-    """Return True if the address must never be mailed."""
-    return suppression_find(email=email) is not None
-
-
-def subscription_unsubscribe(*, subscriber_id: int, list_id: int, source: str, issue_id: int | None = None) -> bool:
-    """Unsubscribe the reader from the list; return False if they already were.
-
-    A conditional update, so it is idempotent and safe against a concurrent
-    unsubscribe: the first source and issue recorded are kept.
-    """
-    updated = (
-        Subscription.objects.filter(subscriber_id=subscriber_id, mailing_list_id=list_id)
-        .exclude(status=Subscription.Status.UNSUBSCRIBED)
-        .update(
-            status=Subscription.Status.UNSUBSCRIBED,
-            unsubscribed_at=timezone.now(),
-            unsubscribe_source=source,
-            unsubscribe_issue_id=issue_id,
-            updated_at=timezone.now(),
-        )
-    )
-    return updated == 1
-
-
-def subscriber_unsubscribe_all(*, subscriber_id: int, source: str, issue_id: int | None = None) -> int:
-    """Unsubscribe the reader from every list; return how many changed."""
-    return subscribers_unsubscribe_all(subscriber_ids=[subscriber_id], source=source, issue_id=issue_id)
-
-
-def subscribers_unsubscribe_all(*, subscriber_ids: list[int], source: str, issue_id: int | None = None) -> int:
-    """Unsubscribe the readers from every list, in one statement; return how many subscriptions changed."""
-    return (
-        Subscription.objects.filter(subscriber_id__in=subscriber_ids)
-        .exclude(status=Subscription.Status.UNSUBSCRIBED)
-        .update(
-            status=Subscription.Status.UNSUBSCRIBED,
-            unsubscribed_at=timezone.now(),
-            unsubscribe_source=source,
-            unsubscribe_issue_id=issue_id,
-            updated_at=timezone.now(),
-        )
-    )
-
+# Imported "as" themselves: issues.feedback still imports these three from here.
+from subscriptions.suppressions import suppression_add as suppression_add
+from subscriptions.suppressions import suppression_added_report as suppression_added_report
+from subscriptions.suppressions import suppression_exists
+from subscriptions.unsubscribing import subscriber_unsubscribe_all as subscriber_unsubscribe_all
+from subscriptions.unsubscribing import subscription_unsubscribe
 
 # --- Subscribing ------------------------------------------------------------------
 
@@ -199,13 +113,6 @@ def subscription_join(
         subscription.save(update_fields=["status", "confirmed_at", "updated_at"])
         return subscription, True
     return subscription, False
-
-
-def welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
-    for list_id in list_ids:
-        transaction.on_commit(
-            lambda list_id=list_id: task_queue("subscriptions.tasks.welcome_mail", subscriber_id, list_id)
-        )
 
 
 def subscriber_subscribe(*, email: str, name: str, lists: Sequence[MailingList], client: str) -> None:
@@ -354,20 +261,6 @@ def subscriber_name_set(*, subscriber_id: int, name: str, actor=None) -> bool:
     return updated == 1
 
 
-def suppression_remove(*, suppression_id: int, actor=None) -> bool:
-    """Take an address off the suppression list; return False if it was not there.
-
-    An erased reader's entry stays: they asked never to be mailed again,
-    and only its hash is left to match against.
-    """
-    entry = Suppression.objects.filter(pk=suppression_id).first()
-    if entry is None:
-        return False
-    if entry.reason == Suppression.Reason.ERASED or not entry.email:
-        raise ValidationError("An erased reader's entry cannot be removed: they asked never to be mailed again.")
-    return Suppression.objects.filter(pk=suppression_id).delete()[0] > 0
-
-
 def mailing_list_save(*, mailing_list: MailingList, actor=None) -> MailingList:
     """Validate the list's fields as the admin's form does and save it; raise ValidationError naming the fields."""
     for name in ("name", "from_name"):
@@ -379,180 +272,14 @@ def mailing_list_save(*, mailing_list: MailingList, actor=None) -> MailingList:
     return mailing_list
 
 
-# --- Confirming -------------------------------------------------------------------
+# --- The welcome mail ---------------------------------------------------------------
 
 
-def _confirmable(*, subscriber: Subscriber, issued_at: int) -> list[Subscription]:
-    # Only what was asked for before the mail went out: a list added to the
-    # address later (by anyone) is not confirmed by an older link.
-    cutoff = datetime.fromtimestamp(issued_at, tz=UTC)
-    return list(
-        Subscription.objects.filter(subscriber=subscriber, status=Subscription.Status.PENDING, consented_at__lt=cutoff)
-        .select_related("mailing_list")
-        .order_by("mailing_list__name", "pk")
-    )
-
-
-def _confirmation_state(*, subscriber: Subscriber, pending: Sequence[Subscription]) -> str:
-    # Confirming (or a fresh consent record, or a new address) changes
-    # this, so a token works once.
-    rows = ";".join(f"{s.pk}:{s.consented_at.astimezone(UTC).isoformat()}" for s in sorted(pending, key=lambda s: s.pk))
-    return f"{subscriber.pk}|{subscriber.email.lower()}|{rows}"
-
-
-def _confirmation_token(*, subscriber: Subscriber) -> tuple[str, list[Subscription]]:
-    issued_at = int(time.time()) + 1  # covers rows consented earlier in this very second
-    pending = _confirmable(subscriber=subscriber, issued_at=issued_at)
-    state = _confirmation_state(subscriber=subscriber, pending=pending)
-    return confirmation_token_make(subscriber_id=subscriber.pk, issued_at=issued_at, state=state), pending
-
-
-def confirm_link_mail_send(
-    name: str, *, to: str, mailing_list: MailingList | None, path: str, context: dict, to_name: str = ""
-) -> None:
-    """Mail a link to confirm something (a subscription, a new address) from the list, valid for the usual days."""
-    email_send(
-        name,
-        to=to,
-        to_name=to_name,
-        from_email=sender_address(mailing_list.from_name, mailing_list.from_email) if mailing_list else None,
-        reply_to=(mailing_list.reply_to or None) if mailing_list else None,
-        context={
-            "confirm_url": f"{settings.SITE_URL}{path}",
-            "max_age_days": settings.CONFIRMATION_MAX_AGE_DAYS,
-            **context,
-        },
-    )
-
-
-def confirmation_mails_send(*, subscriber_ids: list[int]) -> int:
-    """Mail each reader their confirmation link, at most once per address per interval; return how many were sent.
-
-    For imports and bulk resends: one task takes a thousand readers.
-    """
-    sent = 0
-    emails = dict(Subscriber.objects.filter(pk__in=subscriber_ids).values_list("pk", "email"))
-    for subscriber_id in subscriber_ids:
-        email = emails.get(subscriber_id)
-        if email and confirmation_mail_allowed(email=email):
-            sent += confirmation_mail_send(subscriber_id=subscriber_id)
-    return sent
-
-
-CONFIRMATION_CHUNK = 1000  # readers per confirmation task
-
-
-def confirmation_mails_queue(*, subscriber_ids: list[int]) -> int:
-    """Queue confirmation mails for the readers, CONFIRMATION_CHUNK to a task; return how many tasks."""
-    chunks = [
-        subscriber_ids[start : start + CONFIRMATION_CHUNK]
-        for start in range(0, len(subscriber_ids), CONFIRMATION_CHUNK)
-    ]
-    for chunk in chunks:
-        transaction.on_commit(lambda chunk=chunk: task_queue("subscriptions.tasks.confirmation_mails", chunk))
-    return len(chunks)
-
-
-def confirmation_mail_send(*, subscriber_id: int) -> bool:
-    """Mail the subscriber a link confirming their pending subscriptions; return True if sent."""
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or suppression_exists(email=subscriber.email):
-        return False
-    token, pending = _confirmation_token(subscriber=subscriber)
-    if not pending:
-        return False
-    lists = [s.mailing_list for s in pending]
-    confirm_link_mail_send(
-        "confirm",
-        # No name, not even in To: anyone can type one on the public form.
-        to=subscriber.email,
-        mailing_list=lists[0],
-        path=f"/confirm/{token}/",
-        context={"subscriber": subscriber, "lists": lists},
-    )
-    return True
-
-
-def confirmation_mail_resend(*, subscriber_id: int) -> str:
-    """Queue the confirmation mail again, as an admin asks; return what happened.
-
-    One of "queued", "none_pending" (nothing waits for confirmation),
-    "suppressed" (never mailed) or "too_soon" (one went out within
-    CONFIRMATION_MAIL_INTERVAL: the same limit the public form has).
-    """
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or not subscriber.subscriptions.filter(status=Subscription.Status.PENDING).exists():
-        return "none_pending"
-    if suppression_exists(email=subscriber.email):
-        return "suppressed"
-    if not confirmation_mail_allowed(email=subscriber.email):
-        return "too_soon"
-    transaction.on_commit(lambda: task_queue("subscriptions.tasks.confirmation_mail", subscriber_id))
-    return "queued"
-
-
-@dataclass
-class ConfirmOutcome:
-    """What a confirmation link leads to.
-
-    result is one of: "ready" (can be confirmed), "confirmed" (just now),
-    "already" (used before, or nothing left to confirm), "expired",
-    "invalid" (forged, or the reader no longer exists).
-    """
-
-    result: str
-    subscriber: Subscriber | None = None
-    lists: list[MailingList] = field(default_factory=list)
-
-
-def _active_lists(subscriber: Subscriber) -> list[MailingList]:
-    return [
-        s.mailing_list
-        for s in subscriber.subscriptions.filter(status=Subscription.Status.ACTIVE)
-        .select_related("mailing_list")
-        .order_by("mailing_list__name")
-    ]
-
-
-def confirmation_check(*, token: str) -> ConfirmOutcome:
-    """Return what the confirmation token would do, changing nothing."""
-    claim = confirmation_token_read(token)
-    if claim is None:
-        return ConfirmOutcome("invalid")
-    subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
-    if subscriber is None:
-        return ConfirmOutcome("invalid")
-    pending = _confirmable(subscriber=subscriber, issued_at=claim.issued_at)
-    if not pending or not confirmation_token_matches(
-        claim, state=_confirmation_state(subscriber=subscriber, pending=pending)
-    ):
-        return ConfirmOutcome("already", subscriber, _active_lists(subscriber))
-    if confirmation_token_expired(claim, now=int(time.time())):
-        return ConfirmOutcome("expired", subscriber, [s.mailing_list for s in pending])
-    if suppression_exists(email=subscriber.email):
-        return ConfirmOutcome("invalid")
-    return ConfirmOutcome("ready", subscriber, [s.mailing_list for s in pending])
-
-
-def subscriber_confirm(*, token: str) -> ConfirmOutcome:
-    """Confirm the subscriptions the token names; harmless when repeated."""
-    outcome = confirmation_check(token=token)
-    if outcome.result != "ready":
-        return outcome
-    now = timezone.now()
-    confirmed: list[MailingList] = []
-    with transaction.atomic():
-        for mailing_list in outcome.lists:
-            # Conditional update: of two concurrent clicks only one activates.
-            changed = Subscription.objects.filter(
-                subscriber=outcome.subscriber, mailing_list=mailing_list, status=Subscription.Status.PENDING
-            ).update(status=Subscription.Status.ACTIVE, confirmed_at=now, updated_at=now)
-            if changed:
-                confirmed.append(mailing_list)
-        welcome_queue(subscriber_id=outcome.subscriber.pk, list_ids=[ml.pk for ml in confirmed if ml.send_welcome])
-    if not confirmed:
-        return ConfirmOutcome("already", outcome.subscriber, _active_lists(outcome.subscriber))
-    return ConfirmOutcome("confirmed", outcome.subscriber, confirmed)
+def welcome_queue(*, subscriber_id: int, list_ids: Iterable[int]) -> None:
+    for list_id in list_ids:
+        transaction.on_commit(
+            lambda list_id=list_id: task_queue("subscriptions.tasks.welcome_mail", subscriber_id, list_id)
+        )
 
 
 def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
@@ -586,82 +313,3 @@ def welcome_mail_send(*, subscriber_id: int, list_id: int) -> bool:
         },
     )
     return True
-
-
-# --- Unsubscribing ----------------------------------------------------------------
-
-
-@dataclass
-class UnsubscribeOutcome:
-    subscription: Subscription
-    changed: bool
-
-
-def unsubscribe_token_subscription(*, token: str) -> Subscription | None:
-    """Return the subscription an unsubscribe token names, or None if forged or gone."""
-    claim = unsubscribe_token_read(token)
-    if claim is None:
-        return None
-    return (
-        Subscription.objects.filter(subscriber_id=claim.subscriber_id, mailing_list_id=claim.list_id)
-        .select_related("subscriber", "mailing_list")
-        .first()
-    )
-
-
-def subscription_unsubscribe_by_token(*, token: str, source: str) -> UnsubscribeOutcome | None:
-    """Unsubscribe as the token says, recording its issue; None if the token is no good."""
-    from issues.models import Issue  # issues depends on subscriptions, not the reverse
-
-    claim = unsubscribe_token_read(token)
-    subscription = unsubscribe_token_subscription(token=token)
-    if claim is None or subscription is None:
-        return None
-    issue_id = claim.issue_id if claim.issue_id and Issue.objects.filter(pk=claim.issue_id).exists() else None
-    changed = subscription_unsubscribe(
-        subscriber_id=claim.subscriber_id, list_id=claim.list_id, source=source, issue_id=issue_id
-    )
-    subscription.refresh_from_db()
-    return UnsubscribeOutcome(subscription, changed)
-
-
-@dataclass
-class ResubscribeOutcome:
-    """What "that was a mistake: subscribe me again" did: "resubscribed", "already" or "suppressed"."""
-
-    subscription: Subscription
-    result: str
-
-
-def subscription_resubscribe_by_token(*, token: str, client: str) -> ResubscribeOutcome | None:
-    """Put the reader back on the list their unsubscribe link names; None if the token is no good.
-
-    The link reached the reader's mailbox, so following it stands for a
-    confirmation: the subscription is active again at once, with a fresh
-    consent record. A suppressed address stays off every list.
-    """
-    subscription = unsubscribe_token_subscription(token=token)
-    if subscription is None:
-        return None
-    if suppression_exists(email=subscription.subscriber.email):
-        return ResubscribeOutcome(subscription, "suppressed")
-    now = timezone.now()
-    changed = (
-        Subscription.objects.filter(pk=subscription.pk, status=Subscription.Status.UNSUBSCRIBED).update(
-            status=Subscription.Status.ACTIVE,
-            consent_source=Subscription.ConsentSource.FORM,
-            consented_at=now,
-            consent_detail=f"re-subscribed from the unsubscribe link's page, client {client}"[:300],
-            confirmed_at=now,
-            unsubscribed_at=None,
-            unsubscribe_source="",
-            unsubscribe_issue=None,
-            updated_at=now,
-        )
-        == 1
-    )
-    subscription.refresh_from_db()
-    return ResubscribeOutcome(subscription, "resubscribed" if changed else "already")
-
-
-# --- Data export and erasure --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Finding suppressed addresses across key rotations.
+"""The suppression list: addresses never to be mailed, found across key rotations.
 
 A suppression is found by the keyed hash of its address (an erased
 reader's row keeps nothing else). After SECRET_KEY is rotated, rows hashed
@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from subscriptions.addresses import email_hashes
+from dwvlist.logs import log_address
+from dwvlist.metrics import metric_add
+from subscriptions.addresses import email_hash, email_hashes
 from subscriptions.models import Suppression
 
 logger = logging.getLogger(__name__)
@@ -67,3 +70,57 @@ def suppressions_rekey(*, emails: Iterable[str]) -> int:
             _rekey(row, current_of[row.email_hash])
             found += 1
     return found
+
+
+def suppression_exists(*, email: str) -> bool:
+    """Return True if the address must never be mailed."""
+    return suppression_find(email=email) is not None
+
+
+def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep_address: bool = True) -> Suppression:
+    """Put the address on the suppression list (idempotent) and return its row.
+
+    An address already suppressed keeps its first reason.
+    """
+    existing = suppression_find(email=email)
+    if existing:
+        return existing
+    key = email_hash(email)
+    try:
+        with transaction.atomic():
+            added = Suppression.objects.create(
+                email_hash=key,
+                email=email if keep_address else "",
+                reason=reason,
+                event=event,
+                note=note[:500],
+            )
+    except IntegrityError:  # another process suppressed it at the same moment
+        return Suppression.objects.get(email_hash=key)
+    suppression_added_report(email=email, suppression=added)
+    return added
+
+
+def suppression_added_report(*, email: str, suppression: Suppression) -> None:
+    """Log the address (hashed, unless LOG_PERSONAL_DATA) put on the suppression list, and why; count it."""
+    logger.info(
+        "suppressed %s: %s",
+        log_address(email),
+        suppression.get_reason_display().lower(),
+        extra={"reason": suppression.reason, "note": suppression.note, "event_id": suppression.event_id},
+    )
+    metric_add("dwvlist_suppressions_added", reason=suppression.reason)
+
+
+def suppression_remove(*, suppression_id: int, actor=None) -> bool:
+    """Take an address off the suppression list; return False if it was not there.
+
+    An erased reader's entry stays: they asked never to be mailed again,
+    and only its hash is left to match against.
+    """
+    entry = Suppression.objects.filter(pk=suppression_id).first()
+    if entry is None:
+        return False
+    if entry.reason == Suppression.Reason.ERASED or not entry.email:
+        raise ValidationError("An erased reader's entry cannot be removed: they asked never to be mailed again.")
+    return Suppression.objects.filter(pk=suppression_id).delete()[0] > 0

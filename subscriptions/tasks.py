@@ -15,7 +15,7 @@ _RETRY_ON_OS_ERROR = {"autoretry_for": (OSError,), "retry_backoff": True, "max_r
 @shared_task(name="subscriptions.tasks.confirmation_mail", **_RETRY_ON_OS_ERROR)
 def confirmation_mail(subscriber_id: int) -> bool:
     """Mail the subscriber the link confirming their pending subscriptions."""
-    from subscriptions.services import confirmation_mail_send
+    from subscriptions.confirmation import confirmation_mail_send
 
     return confirmation_mail_send(subscriber_id=subscriber_id)
 
@@ -23,7 +23,7 @@ def confirmation_mail(subscriber_id: int) -> bool:
 @shared_task(name="subscriptions.tasks.confirmation_mails", **_RETRY_ON_OS_ERROR)
 def confirmation_mails(subscriber_ids: list[int]) -> int:
     """Mail a thousand readers their confirmation links (imports, bulk resends)."""
-    from subscriptions.services import confirmation_mails_send
+    from subscriptions.confirmation import confirmation_mails_send
 
     return confirmation_mails_send(subscriber_ids=subscriber_ids)
 

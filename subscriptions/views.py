@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dwvlist.clientip import client_ip
-from subscriptions import address_change, erasure, services
+from subscriptions import address_change, confirmation, erasure, services, unsubscribing
 from subscriptions import preferences as reader_preferences
 from subscriptions.forms import AddressForm, PreferencesForm, SubscribeForm
 from subscriptions.models import MailingList, Subscription
@@ -85,9 +85,9 @@ _CONFIRM_STATUS = {"invalid": 404, "expired": 410}
 def confirm(request, token: str):
     """Confirm a subscription from the link in the confirmation mail."""
     if request.method == "POST":
-        outcome = services.subscriber_confirm(token=token)
+        outcome = confirmation.subscriber_confirm(token=token)
     else:
-        outcome = services.confirmation_check(token=token)
+        outcome = confirmation.confirmation_check(token=token)
     if outcome.result == "invalid":
         return _link_invalid(request)
     return render(
@@ -112,13 +112,13 @@ def _is_one_click(request) -> bool:
 def unsubscribe(request, token: str):
     """GET shows a button and changes nothing; POST unsubscribes (one-click included)."""
     if request.method != "POST":
-        subscription = services.unsubscribe_token_subscription(token=token)
+        subscription = unsubscribing.unsubscribe_token_subscription(token=token)
         if subscription is None:
             return _link_invalid(request)
         return render(request, "subscriptions/unsubscribe.html", {"subscription": subscription, "token": token})
     one_click = _is_one_click(request)
     source = Subscription.UnsubscribeSource.ONE_CLICK if one_click else Subscription.UnsubscribeSource.LINK
-    outcome = services.subscription_unsubscribe_by_token(token=token, source=source)
+    outcome = unsubscribing.subscription_unsubscribe_by_token(token=token, source=source)
     if outcome is None:
         return _link_invalid(request)
     if one_click:
@@ -140,7 +140,7 @@ def unsubscribe(request, token: str):
 @require_POST
 def resubscribe(request, token: str):
     """Undo an unsubscribe from the page it led to: the reader is on the list again."""
-    outcome = services.subscription_resubscribe_by_token(token=token, client=request.META.get("REMOTE_ADDR", ""))
+    outcome = unsubscribing.subscription_resubscribe_by_token(token=token, client=request.META.get("REMOTE_ADDR", ""))
     if outcome is None:
         return _link_invalid(request)
     mailing_list = outcome.subscription.mailing_list

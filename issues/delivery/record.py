@@ -56,7 +56,7 @@ def _retry_or_give_up(rows, *, error: str, attempts: int, now) -> tuple[int, int
 
 
 def _record(issue: Issue, token: str, outcomes: dict, emails: dict[int, str], changed: dict) -> BatchResult:
-    from subscriptions.services import suppression_add
+    from subscriptions.suppressions import suppression_add
 
     now = timezone.now()
     result = BatchResult()

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from dwvlist.audit.models import AuditEntry
 from dwvlist.audit.services import audit_record
+from subscriptions.confirmation import confirmation_mails_queue
 from subscriptions.files import file_delete, file_local_copy, file_store
 from subscriptions.imports.parsing import _column_index, _open
 from subscriptions.imports.writing import _chunks_write, _Superseded
@@ -32,7 +33,6 @@ from subscriptions.models import (
     MailingList,
     Subscription,
 )
-from subscriptions.services import confirmation_mails_queue
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dwvlist import access
 from dwvlist.access import readers_required, subscribers_required
-from subscriptions import selectors, services
+from subscriptions import confirmation, selectors, suppressions, unsubscribing
 from subscriptions.addresses import email_hash
 from subscriptions.erasure import subscriber_erase
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
@@ -155,13 +155,13 @@ def _act(request, subscriber: Subscriber, action: str, target: MailingList | Non
     if action == "unsubscribe":
         source = Subscription.UnsubscribeSource.ADMIN
         if target is None:
-            changed = services.subscriber_unsubscribe_all(subscriber_id=subscriber.pk, source=source)
+            changed = unsubscribing.subscriber_unsubscribe_all(subscriber_id=subscriber.pk, source=source)
             return (
                 f"Unsubscribed from {changed} list{'s' if changed != 1 else ''}."
                 if changed
                 else "Already off every list."
             )
-        if services.subscription_unsubscribe(subscriber_id=subscriber.pk, list_id=target.pk, source=source):
+        if unsubscribing.subscription_unsubscribe(subscriber_id=subscriber.pk, list_id=target.pk, source=source):
             return f"Unsubscribed from {target.name}."
         return f"Already off {target.name}."
     if action == "resend":
@@ -170,13 +170,13 @@ def _act(request, subscriber: Subscriber, action: str, target: MailingList | Non
             "none_pending": "Nothing waits for confirmation: no mail sent.",
             "suppressed": "The address is suppressed: no mail sent.",
             "too_soon": "A confirmation mail went out a short while ago: no second one sent yet.",
-        }[services.confirmation_mail_resend(subscriber_id=subscriber.pk)]
+        }[confirmation.confirmation_mail_resend(subscriber_id=subscriber.pk)]
     if action == "suppress":
         existing = Suppression.objects.filter(email_hash=email_hash(subscriber.email)).first()
         if existing is not None:
             return f"Already suppressed ({existing.get_reason_display().lower()})."
         note = f"suppressed by {request.user.get_username()} on the subscribers screen"
-        services.suppression_add(email=subscriber.email, reason=Suppression.Reason.MANUAL, note=note)
+        suppressions.suppression_add(email=subscriber.email, reason=Suppression.Reason.MANUAL, note=note)
         return "Suppressed: this address will never be mailed again."
     subscriber_erase(subscriber_id=subscriber.pk)
     return "Erased: only a keyed hash of the address stays, on the suppression list."

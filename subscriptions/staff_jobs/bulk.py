@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from subscriptions.confirmation import confirmation_mails_queue
 from subscriptions.erasure import subscribers_erase
 from subscriptions.models import StaffJob, Subscription
-from subscriptions.services import confirmation_mails_queue, subscribers_unsubscribe_all
 from subscriptions.staff_jobs.services import staff_job_finish, staff_job_progress
+from subscriptions.unsubscribing import subscribers_unsubscribe_all
 
 BULK_BATCH = 1000
 

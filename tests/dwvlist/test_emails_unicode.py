@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from subscriptions.address_change import address_change_mail_send
+from subscriptions.confirmation import confirmation_mail_send
 from subscriptions.models import Subscriber, Subscription
-from subscriptions.services import confirmation_mail_send, welcome_mail_send
+from subscriptions.services import welcome_mail_send
 from tests.fakes.sinks import SmtpSink
 from tests.issues.ledger_helpers import list_make
 from tests.issues.unicode_corpus import LISTS, READERS, display, headers_strict, parse_strict, wire_checks

@@ -113,7 +113,7 @@ def test_django_lines_are_printed_once_even_in_debug(log_lines, settings):
 
 def test_addresses_are_hashed_in_messages_extras_and_tracebacks(log_lines):
     read, _ = log_lines
-    log = logging.getLogger("subscriptions.services")
+    log = logging.getLogger("subscriptions.suppressions")
     address = "Réader.Ünï+tag@exämple.org"
     log.info("suppressed %s for a hard bounce", address, extra={"detail": f"550 <{address}> no such user"})
     try:
@@ -140,7 +140,7 @@ def test_a_message_id_field_is_kept_as_it_is(log_lines):
 def test_log_personal_data_lets_addresses_through(log_lines, settings):
     read, _ = log_lines
     settings.LOG_PERSONAL_DATA = True
-    logging.getLogger("subscriptions.services").info("suppressed %s", "ada@example.org")
+    logging.getLogger("subscriptions.suppressions").info("suppressed %s", "ada@example.org")
     (line,) = _json(read())
     assert line["message"] == "suppressed ada@example.org"
     assert log_address("ada@example.org") == "ada@example.org"

@@ -14,7 +14,7 @@ from dwvlist.metrics import metric_add, metric_observe
 from issues.delivery.record import sent_messages_record
 from issues.models import Delivery, Issue
 from subscriptions.models import ImportJob, MailingList, Subscriber, Subscription, Suppression
-from subscriptions.services import suppression_add
+from subscriptions.suppressions import suppression_add
 from tests.issues.payloads import anymail_settings, tracking_post
 
 pytestmark = pytest.mark.django_db

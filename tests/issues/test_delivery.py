@@ -15,8 +15,9 @@ from issues.delivery import batch, claims, ledger
 from issues.delivery.tasks import complete_ledger
 from issues.models import Delivery, Issue
 from subscriptions.models import Subscriber, Subscription, Suppression
-from subscriptions.services import subscription_unsubscribe, suppression_add
+from subscriptions.suppressions import suppression_add
 from subscriptions.tokens import mailto_token_read, unsubscribe_token_read
+from subscriptions.unsubscribing import subscription_unsubscribe
 from tests.fakes.sinks import SmtpSink
 from tests.issues.ledger_helpers import (
     issue_drain,

@@ -11,7 +11,7 @@ from issues.feedback.events import event_classify, event_key, provider_name
 from issues.models import Delivery, Issue
 from issues.selectors import issue_report
 from subscriptions.models import MailingList, Subscriber, Subscription
-from subscriptions.services import subscription_unsubscribe
+from subscriptions.unsubscribing import subscription_unsubscribe
 
 pytestmark = pytest.mark.django_db
 

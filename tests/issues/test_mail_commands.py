@@ -13,7 +13,7 @@ from django.utils import timezone
 from issues.comments.requests import SUBSCRIBE, UNSUBSCRIBE, request_kind
 from issues.models import Comment
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
-from subscriptions.services import suppression_add
+from subscriptions.suppressions import suppression_add
 from tests.issues.payloads import PROVIDERS, WebhookPost, anymail_settings, inbound_post
 
 pytestmark = pytest.mark.django_db

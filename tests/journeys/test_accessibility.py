@@ -13,9 +13,9 @@ from dwvlist.audit.services import audit_record
 from issues.delivery.ledger import ledger_write
 from issues.models import Comment, Delivery, Issue
 from issues.services import issue_freeze
+from subscriptions.confirmation import confirmation_mail_send
 from subscriptions.links import unsubscribe_url
 from subscriptions.models import ImportJob, Subscriber
-from subscriptions.services import confirmation_mail_send
 from tests.journeys.conftest import PASSWORD, readers_create
 from tests.journeys.journey import expect, links_in, outbox_wait
 

@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 
 from issues.models import Comment, Delivery, DeliveryEvent, Issue
+from subscriptions.confirmation import confirmation_mail_send
 from subscriptions.links import unsubscribe_url
 from subscriptions.models import ImportJob, Subscriber, Subscription
-from subscriptions.services import confirmation_mail_send
 from tests.journeys.conftest import PASSWORD, readers_create, staff_create
 from tests.journeys.journey import ROOT, expect, links_in, outbox_wait
 from tests.journeys.test_accessibility import _sent_issue, _violations_report

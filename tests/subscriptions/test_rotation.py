@@ -7,7 +7,7 @@ import secrets
 import pytest
 from django.test import Client
 
-from subscriptions import erasure, services
+from subscriptions import confirmation, erasure, suppressions
 from subscriptions.addresses import email_hash
 from subscriptions.links import preferences_url, unsubscribe_url
 from subscriptions.models import Subscriber, Subscription, Suppression
@@ -67,7 +67,7 @@ def test_confirmation_link_mailed_before_rotation_still_confirms(
     with django_capture_on_commit_callbacks():
         client.post("/subscribe/", {"email": "new@example.org", "name": "", "lists": ["news"]})
     subscriber = Subscriber.objects.get(email="new@example.org")
-    assert services.confirmation_mail_send(subscriber_id=subscriber.pk)
+    assert confirmation.confirmation_mail_send(subscriber_id=subscriber.pk)
     link = path_of(link_in(text_of(outbox_messages(outbox)[0]), "http://127.0.0.1:8000/confirm/"))
     rotate(old_key)
     response = Client().post(link)
@@ -113,4 +113,4 @@ def test_without_fallback_an_erased_address_hashed_under_the_old_key_is_not_foun
     # What the fallback is for: the hash alone cannot be re-keyed without it.
     erasure.subscriber_erase(subscriber_id=active_reader.pk)
     rotate(old_key, keep_old=False)
-    assert not services.suppression_exists(email="active@example.org")
+    assert not suppressions.suppression_exists(email="active@example.org")

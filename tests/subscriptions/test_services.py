@@ -2,7 +2,7 @@ import pytest
 from django.utils import timezone
 
 from issues.models import Delivery, Issue
-from subscriptions import erasure, services
+from subscriptions import confirmation, erasure, services, suppressions, unsubscribing
 from subscriptions.models import Subscriber, Subscription
 
 
@@ -11,7 +11,7 @@ def test_unsubscribe_committed_during_a_send_leaves_the_reader_not_active(news, 
     # this is the state it will find.
     issue = Issue.objects.create(title="Sending", body="text", status="sending", started_at=timezone.now())
     Delivery.objects.create(issue=issue, subscriber=active_reader, email=active_reader.email, mailing_list=news)
-    assert services.subscription_unsubscribe(
+    assert unsubscribing.subscription_unsubscribe(
         subscriber_id=active_reader.pk, list_id=news.pk, source="one_click", issue_id=issue.pk
     )
     assert not Subscription.objects.filter(
@@ -48,8 +48,8 @@ def test_address_in_another_letter_case_is_the_same_reader(news):
 
 def test_confirmation_mail_is_not_sent_to_a_since_suppressed_address(news, outbox):
     services.subscriber_subscribe(email="r@example.org", name="", lists=[news], client="x")
-    services.suppression_add(email="r@example.org", reason="complaint")
-    assert services.confirmation_mail_send(subscriber_id=Subscriber.objects.get().pk) is False
+    suppressions.suppression_add(email="r@example.org", reason="complaint")
+    assert confirmation.confirmation_mail_send(subscriber_id=Subscriber.objects.get().pk) is False
     assert list(outbox.iterdir()) == []
 
 

@@ -8,11 +8,11 @@ from django.test import Client
 from django.utils import timezone
 
 from issues.models import Delivery, Issue
-from subscriptions import services, tasks
+from subscriptions import confirmation, suppressions, tasks, unsubscribing
 from subscriptions.addresses import email_hash
 from subscriptions.links import preferences_url, unsubscribe_url
 from subscriptions.models import Subscriber, Subscription, Suppression
-from subscriptions.services import suppression_add
+from subscriptions.suppressions import suppression_add
 from tests.subscriptions.conftest import html_of, link_in, outbox_messages, text_of
 
 CSRF_VALUE = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]*"')
@@ -154,7 +154,7 @@ def test_confirmation_link_expires(client, news, outbox, monkeypatch, django_cap
     tasks.confirmation_mail(Subscriber.objects.get().pk)
     link = link_in(text_of(outbox_messages(outbox)[0]), "http://127.0.0.1:8000/confirm/")
     later = time.time() + 8 * 86400
-    monkeypatch.setattr(services, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(confirmation, "time", SimpleNamespace(time=lambda: later))
     response = client.post(path_of(link))
     assert response.status_code == 410
     assert "This link has expired" in response.content.decode()
@@ -198,7 +198,7 @@ def test_list_without_double_opt_in_is_active_at_once_with_a_welcome(
 def test_unsubscribed_reader_can_come_back_through_confirmation(
     client, news, active_reader, outbox, django_capture_on_commit_callbacks
 ):
-    services.subscription_unsubscribe(subscriber_id=active_reader.pk, list_id=news.pk, source="link")
+    unsubscribing.subscription_unsubscribe(subscriber_id=active_reader.pk, list_id=news.pk, source="link")
     response, callbacks = subscribe(client, django_capture_on_commit_callbacks, email="active@example.org")
     assert response.status_code == 302
     subscription = Subscription.objects.get()
@@ -476,7 +476,7 @@ def test_erase_asks_first_then_deletes_everything_but_a_keyed_hash(client, prefs
     assert (delivery.subscriber_id, delivery.email) == (None, "")
     suppression = Suppression.objects.get()
     assert (suppression.reason, suppression.email) == ("erased", "")
-    assert services.suppression_exists(email="ACTIVE@example.org")
+    assert suppressions.suppression_exists(email="ACTIVE@example.org")
     # The preference link now leads nowhere.
     assert client.get(prefs).status_code == 404
 
