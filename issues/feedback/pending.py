@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import socket
+import time
 from datetime import datetime
 
 import redis
@@ -53,6 +54,8 @@ _STALE_MS = 60_000
 # A drain waits this long for more events before it ends (a burst's next
 # posts go to it, not each to its own commit).
 _LINGER_MS = 1000
+# A group that is not full waits this long for more (a burst's next posts).
+_GATHER_SECONDS = 0.05
 _FIELDS = ("provider", "event_type", "key", "recipient", "message_id", "reject_reason", "description", "metadata")
 
 
@@ -127,51 +130,73 @@ def events_drain(*, slot: int | None = None) -> int:
     """Store and apply waiting events, group by group, until none have come for a while; return how many.
 
     `slot` is the drain's flag (None: beat's sweep, which holds none and
-    does not wait). While a drain runs, requests leave their events to it,
-    so the events of a burst are stored in groups as large as arrived while
-    the previous group was being stored. A drain that takes a full group
-    queues another, so a backlog is drained by FEEDBACK_DRAINERS at once.
+    does not wait). While a drain runs, requests leave their events to it;
+    it gathers what arrives for _GATHER_SECONDS before storing a group that
+    is not full, so a burst of single-event posts is stored many to a
+    commit. A drain that takes a full group queues another, so a backlog is
+    drained by FEEDBACK_DRAINERS at once.
     """
     client = redis_client()
     consumer = f"{socket.gethostname()}:{os.getpid()}:{'sweep' if slot is None else slot}"
     flag = None if slot is None else f"{FEEDBACK_DRAIN_QUEUED}:{slot}"
-    linger = None if flag is None else _LINGER_MS
+    batch = settings.FEEDBACK_DRAIN_BATCH
+    # Entries a dead drain left are claimed first; new ones after.
+    entries = _entries_stale(client, consumer)
     taken = 0
     while True:
-        entries = _entries_take(client, consumer, block=linger)
+        if not entries:
+            entries = _entries_new(client, consumer, count=batch, block=None if flag is None else _LINGER_MS)
         if not entries and flag is not None:
             # Clear the flag before a last look, so an event added after
             # that look queues a new drain.
             client.delete(flag)
-            entries = _entries_take(client, consumer, block=None)
+            entries = _entries_new(client, consumer, count=batch, block=None)
             if entries:
                 client.set(flag, socket.gethostname(), ex=_FLAG_SECONDS)
         if not entries:
             return taken
+        if len(entries) < batch and flag is not None:
+            time.sleep(_GATHER_SECONDS)
+            entries += _entries_new(client, consumer, count=batch - len(entries), block=None)
         if flag is not None:
             client.expire(flag, _FLAG_SECONDS)
-        if len(entries) == settings.FEEDBACK_DRAIN_BATCH:
+        if len(entries) == batch:
             drain_queue()
         taken += _entries_store(client, entries)
+        entries = []
 
 
-def _entries_take(client, consumer: str, *, block: int | None) -> list:
-    """Take up to a group of entries: those a dead drain left first, then new ones (waiting `block` ms for some)."""
-    batch = settings.FEEDBACK_DRAIN_BATCH
+def _group_ensure(client) -> None:
+    try:  # the first drain, or Redis was emptied: from the stream's start
+        client.xgroup_create(FEEDBACK_PENDING, _GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _entries_stale(client, consumer: str) -> list:
+    """Take the entries a dead drain took and left unacknowledged for _STALE_MS."""
     try:
-        _next, claimed, *_ = client.xautoclaim(FEEDBACK_PENDING, _GROUP, consumer, _STALE_MS, count=batch)
-        if claimed:
-            return claimed
-        found = client.xreadgroup(_GROUP, consumer, {FEEDBACK_PENDING: ">"}, count=batch, block=block)
+        _next, claimed, *_ = client.xautoclaim(
+            FEEDBACK_PENDING, _GROUP, consumer, _STALE_MS, count=settings.FEEDBACK_DRAIN_BATCH
+        )
     except redis.ResponseError as exc:
         if "NOGROUP" not in str(exc):
             raise
-        try:  # the first drain, or Redis was emptied: from the stream's start
-            client.xgroup_create(FEEDBACK_PENDING, _GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exists:
-            if "BUSYGROUP" not in str(exists):
-                raise
-        return _entries_take(client, consumer, block=block)
+        _group_ensure(client)
+        return []
+    return claimed
+
+
+def _entries_new(client, consumer: str, *, count: int, block: int | None) -> list:
+    """Take up to `count` entries no drain has taken, waiting up to `block` ms for one."""
+    try:
+        found = client.xreadgroup(_GROUP, consumer, {FEEDBACK_PENDING: ">"}, count=count, block=block)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        _group_ensure(client)
+        return _entries_new(client, consumer, count=count, block=block)
     return found[0][1] if found else []
 
 
