@@ -167,8 +167,10 @@ def test_refused_credentials_log_one_error_not_one_per_batch(transactional_db, s
         esp.stop()
     assert esp.posts >= 4 * 3, "every batch was tried, and tried again"
     lines = _log_lines(worker)
-    errors = [line for line in lines if line["level"] == "ERROR"]
-    assert len(errors) == 1
+    # Ours only: on a loaded machine, stopping the worker may cut a retry
+    # short, which Celery's own logger reports.
+    errors = [line for line in lines if line["level"] == "ERROR" and not line["logger"].startswith("celery")]
+    assert len(errors) == 1, errors
     (error,) = errors
     assert "refused our credentials" in error["message"]
     assert "401" in error["message"] and "Invalid private key" in error["message"]
