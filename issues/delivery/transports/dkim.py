@@ -120,7 +120,7 @@ class DkimSigner:
         body_hash: str,
         *,
         now: int | None = None,
-        known: dict[str, str] | None = None,
+        known: dict[str, tuple[str, str]] | None = None,
     ) -> bytes:
         """Return the DKIM-Signature field, with its CRLF, for header fields (name, whole field) and a body hash.
 
@@ -129,17 +129,19 @@ class DkimSigner:
         (the fields a batch's copies share); new ones are added to it while
         it is small.
         """
+        if known is None:
+            known = {}
         names, canonical = [], []
         for name, line in fields:
-            lower = name.lower()
-            if lower in _SIGNED:
-                names.append(lower)
-                form = known.get(line) if known is not None else None
-                if form is None:
-                    form = _relaxed(name, line)
-                    if known is not None and len(known) < _KNOWN_MAX:
-                        known[line] = form
-                canonical.append(form)
+            seen = known.get(line)
+            if seen is None:
+                lower = name.lower()
+                seen = (lower, _relaxed(name, line) if lower in _SIGNED else "")
+                if len(known) < _KNOWN_MAX:
+                    known[line] = seen
+            if seen[1]:
+                names.append(seen[0])
+                canonical.append(seen[1])
         if len(set(names)) < len(names):
             # A name twice: sign its last instance (RFC 6376 5.4.2), as a verifier reads h= from the bottom up.
             last = {name.lower(): (name, line) for name, line in fields if name.lower() in _SIGNED}
@@ -187,7 +189,7 @@ class DkimBatch:
         self._first: bytes | None = None
         self._prefix = b""
         self._state = None
-        self._known: dict[str, str] = {}
+        self._known: dict[str, tuple[str, str]] = {}
 
     def _body_hash(self, body: bytes) -> str:
         prefix = self._prefix
