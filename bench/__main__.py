@@ -223,7 +223,7 @@ def main() -> int:
         issue = Issue.objects.create(title="When the plant closes", byline="The editors", body=ARTICLE)
         issue.lists.set(MailingList.objects.all())
         _rss_peak(workers, peak, cpu)
-        cpu_before = sum(cpu.values())
+        cpu_before, own_cpu_before = sum(cpu.values()), time.process_time()
         started = time.monotonic()
         # issue_send queues the ledger task; a worker writes it in chunks and
         # the lanes start on the first one while the rest is written.
@@ -242,6 +242,7 @@ def main() -> int:
                 raise SystemExit("a worker died; see its log in " + str(work))
             time.sleep(0.5)
         _rss_peak(workers, peak, cpu)
+        own_cpu = time.process_time() - own_cpu_before
         wall = (sink.tally.last_at or time.monotonic()) - started
         sink_busy = (sink.tally.last_at or 0.0) - (sink.tally.first_at or 0.0)
         finished_wall = time.monotonic() - started
@@ -277,6 +278,8 @@ def main() -> int:
     # the machine hardly changes, unlike the rate.
     worker_cpu = (sum(cpu.values()) - cpu_before) / args.n * 1e6
     print(f"worker CPU per reader   {worker_cpu:,.0f} µs (both workers, all their processes, from issue_send on)")
+    if args.transport == "smtp" and args.sink == "python":
+        print(f"sink CPU per reader     {own_cpu / args.n * 1e6:,.0f} µs (this process: the sink, the progress loop)")
     if duplicates is None:
         print(f"counted at the sink     {sink.tally.unique:,} unique, {sink.tally.duplicates} duplicates")
     else:
