@@ -114,7 +114,8 @@ def _workers_start(count: int, env: dict, log_dir: Path) -> list[subprocess.Pope
     return workers
 
 
-def _rss_peak(workers: list[subprocess.Popen], peak: dict[int, int]) -> None:
+def _rss_peak(workers: list[subprocess.Popen], peak: dict[int, int], cpu: dict[int, float]) -> None:
+    """Note each worker process's peak RSS and the CPU seconds it has used so far."""
     for worker in workers:
         try:
             family = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
@@ -123,9 +124,11 @@ def _rss_peak(workers: list[subprocess.Popen], peak: dict[int, int]) -> None:
         for process in family:
             try:
                 rss = process.memory_info().rss
+                times = process.cpu_times()
             except psutil.NoSuchProcess:
                 continue
             peak[process.pid] = max(peak.get(process.pid, 0), rss)
+            cpu[process.pid] = max(cpu.get(process.pid, 0.0), times.user + times.system)
 
 
 def main() -> int:
@@ -204,10 +207,13 @@ def main() -> int:
     print(f"ledger snapshot alone: {snapshot_seconds:.2f} s", flush=True)
     workers = _workers_start(args.workers, env, work)
     peak: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     try:
         time.sleep(4)  # let the workers connect
         issue = Issue.objects.create(title="When the plant closes", byline="The editors", body=ARTICLE)
         issue.lists.set(MailingList.objects.all())
+        _rss_peak(workers, peak, cpu)
+        cpu_before, own_cpu_before = sum(cpu.values()), time.process_time()
         started = time.monotonic()
         # issue_send queues the ledger task; a worker writes it in chunks and
         # the lanes start on the first one while the rest is written.
@@ -215,7 +221,7 @@ def main() -> int:
         send_seconds = time.monotonic() - started
         last_report = 0.0
         while True:
-            _rss_peak(workers, peak)
+            _rss_peak(workers, peak, cpu)
             now = time.monotonic()
             if now - last_report >= 5:
                 last_report = now
@@ -225,6 +231,8 @@ def main() -> int:
             if any(w.poll() is not None for w in workers):
                 raise SystemExit("a worker died; see its log in " + str(work))
             time.sleep(0.5)
+        _rss_peak(workers, peak, cpu)
+        own_cpu = time.process_time() - own_cpu_before
         wall = (sink.tally.last_at or time.monotonic()) - started
         sink_busy = (sink.tally.last_at or 0.0) - (sink.tally.first_at or 0.0)
         finished_wall = time.monotonic() - started
@@ -256,6 +264,12 @@ def main() -> int:
     print(f"wall, send -> last      {wall:.1f} s (issue marked sent after {finished_wall:.1f} s)")
     print(f"recipients/s            {args.n / wall:,.0f} (first to last at the sink {sink_busy:.1f} s)")
     print(f"peak worker RSS         {peak_mb:.0f} MB")
+    # From issue_send on, the ledger task included: what the other load on
+    # the machine hardly changes, unlike the rate.
+    worker_cpu = (sum(cpu.values()) - cpu_before) / args.n * 1e6
+    print(f"worker CPU per reader   {worker_cpu:,.0f} µs (both workers, all their processes, from issue_send on)")
+    if args.transport == "smtp" and args.sink == "python":
+        print(f"sink CPU per reader     {own_cpu / args.n * 1e6:,.0f} µs (this process: the sink, the progress loop)")
     if duplicates is None:
         print(f"counted at the sink     {sink.tally.unique:,} unique, {sink.tally.duplicates} duplicates")
     else:

@@ -19,6 +19,7 @@ from dwvlist.mailwire import (  # noqa: F401 (the delivery engine's names for th
     header_encode,
     header_line,
     header_value,
+    message_join,
     text_canonical,
 )
 

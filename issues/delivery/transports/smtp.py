@@ -17,6 +17,7 @@ from issues.delivery.mime import (
     address_wire,
     dot_stuff,
     header_line,
+    message_join,
 )
 from issues.delivery.tracking import html_marked, html_tracked
 from issues.delivery.transports.base import (
@@ -31,7 +32,7 @@ from issues.delivery.transports.base import (
     build_failure,
     personal_parts,
 )
-from issues.delivery.transports.dkim import dkim_signer
+from issues.delivery.transports.dkim import DkimBatch, dkim_signer
 
 NO_SMTPUTF8 = (
     "the address has non-ASCII characters before the @, and the mail server (EMAIL_HOST) "
@@ -101,6 +102,7 @@ class SmtpTransport(Transport):
         clean = True  # the connection is between transactions, and answering
         marked = html_marked(envelope.html) if any(r.tracking for r in recipients) else ""
         signer = dkim_signer()
+        signing = signer.batch() if signer is not None else None
         try:
             for index, recipient in enumerate(recipients):
                 utf8 = address_needs_smtputf8(recipient.email)
@@ -108,22 +110,14 @@ class SmtpTransport(Transport):
                     outcomes[recipient.delivery_id] = Outcome(PERMANENT, error=NO_SMTPUTF8)
                     continue
                 try:
-                    if recipient.tracking and marked:
-                        text, html = personal_parts(envelope, recipient, html=marked)
-                        html = html_tracked(html, delivery_id=recipient.delivery_id)
-                    else:
-                        text, html = personal_parts(envelope, recipient)
-                    raw = template.render(
-                        to_name=recipient.name,
-                        to=recipient.email,
-                        message_id=recipient.message_id,
-                        text=text,
-                        html=html,
-                        headers=recipient.headers,
+                    raw = copy_build(
+                        template=template,
+                        envelope=envelope,
+                        recipient=recipient,
+                        marked=marked,
                         eightbit=eightbit,
+                        signing=signing,
                     )
-                    if signer is not None:
-                        raw = signer.sign(raw)
                     # VERP: the copy's own envelope sender, naming its delivery, so a bounce finds it.
                     envelope_sender = address_wire(recipient.envelope_sender) if recipient.envelope_sender else sender
                     mail_options = (" BODY=8BITMIME" if eightbit else "") + (" SMTPUTF8" if utf8 else "")
@@ -158,6 +152,37 @@ class SmtpTransport(Transport):
             else:
                 conn.close()
         return outcomes
+
+
+def copy_build(
+    *,
+    template: MessageTemplate,
+    envelope: Envelope,
+    recipient: Recipient,
+    marked: str,
+    eightbit: bool,
+    signing: DkimBatch | None,
+) -> bytes:
+    """Return one reader's copy as it goes on the wire, DKIM-signed when `signing` is given.
+
+    `marked` is the envelope's HTML marked for tracking ("" when nobody of
+    the batch is tracked).
+    """
+    if recipient.tracking and marked:
+        text, html = personal_parts(envelope, recipient, html=marked)
+        html = html_tracked(html, delivery_id=recipient.delivery_id)
+    else:
+        text, html = personal_parts(envelope, recipient)
+    fields, body = template.render_fields(
+        to_name=recipient.name,
+        to=recipient.email,
+        message_id=recipient.message_id,
+        text=text,
+        html=html,
+        headers=recipient.headers,
+        eightbit=eightbit,
+    )
+    return message_join(fields, body) if signing is None else signing.sign(fields, body)
 
 
 def _linger(conn: smtplib.SMTP, *, abort: bool) -> None:
