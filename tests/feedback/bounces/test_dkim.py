@@ -11,11 +11,12 @@ import dkim
 import pytest
 from django.core.management import CommandError, call_command
 
+from dwvlist.dkim import DkimSigner, dkim_signer
 from issues.checks import dkim_key_check
 from issues.delivery.mime import MessageTemplate, address_header, header_line
 from issues.delivery.tracking import html_marked
 from issues.delivery.transports.base import Envelope
-from issues.delivery.transports.dkim import DkimSigner, dkim_signer
+from issues.delivery.transports.dkim import DkimBatch
 from issues.delivery.transports.smtp import copy_build
 from issues.models import Issue
 from issues.rendering import issue_render
@@ -131,7 +132,7 @@ def test_batch_signing_matches_signing_the_whole_message(settings, rsa_key, kind
     readers = [dataclasses.replace(r, tracking=n % 3 == 2) for n, r in enumerate(recipients_unsaved(7))]
     signer = dkim_signer()
     dnsfunc, _ = _dns_stub(_record(settings), settings)
-    batch = signer.batch()
+    batch = DkimBatch(signer)
     for reader in readers:
         raw = copy_build(template=template, envelope=envelope, recipient=reader, marked=html_marked(envelope.html),
                          eightbit=True, signing=batch)  # fmt: skip
