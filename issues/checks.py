@@ -8,7 +8,7 @@ from django.core.checks import Error, register
 @register()
 def dkim_key_check(app_configs, **kwargs) -> list[Error]:
     """Refuse to start with a DKIM key that cannot sign: every batch on the SMTP path would fail."""
-    from issues.delivery.transports.dkim import dkim_signer
+    from dwvlist.dkim import dkim_signer
 
     try:
         dkim_signer()

@@ -9,6 +9,7 @@ import struct
 
 from django.conf import settings
 
+from dwvlist.dkim import dkim_signer
 from issues.delivery.mime import (
     AddressError,
     MessageTemplate,
@@ -32,7 +33,7 @@ from issues.delivery.transports.base import (
     build_failure,
     personal_parts,
 )
-from issues.delivery.transports.dkim import DkimBatch, dkim_signer
+from issues.delivery.transports.dkim import DkimBatch
 
 NO_SMTPUTF8 = (
     "the address has non-ASCII characters before the @, and the mail server (EMAIL_HOST) "
@@ -102,7 +103,7 @@ class SmtpTransport(Transport):
         clean = True  # the connection is between transactions, and answering
         marked = html_marked(envelope.html) if any(r.tracking for r in recipients) else ""
         signer = dkim_signer()
-        signing = signer.batch() if signer is not None else None
+        signing = DkimBatch(signer) if signer is not None else None
         try:
             for index, recipient in enumerate(recipients):
                 utf8 = address_needs_smtputf8(recipient.email)

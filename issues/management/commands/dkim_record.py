@@ -9,7 +9,7 @@ class Command(BaseCommand):
     help = "Print the DKIM TXT record to publish for DKIM_SELECTOR._domainkey.DKIM_DOMAIN."
 
     def handle(self, *args, **options):
-        from issues.delivery.transports.dkim import dkim_signer
+        from dwvlist.dkim import dkim_signer
 
         try:
             signer = dkim_signer()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import re
 import subprocess
 
@@ -11,15 +10,17 @@ import dkim
 import pytest
 from django.core.management import CommandError, call_command
 
+from dwvlist.dkim import DkimSigner, dkim_signer
 from issues.checks import dkim_key_check
 from issues.delivery.mime import MessageTemplate, address_header, header_line
 from issues.delivery.tracking import html_marked
 from issues.delivery.transports.base import Envelope
-from issues.delivery.transports.dkim import DkimSigner, dkim_signer
+from issues.delivery.transports.dkim import DkimBatch
 from issues.delivery.transports.smtp import copy_build
 from issues.models import Issue
 from issues.rendering import issue_render
 from subscriptions.models import MailingList, Subscriber
+from tests.fakes.dkim_dns import dkim_dns, dkim_key, dkim_record
 from tests.feedback.bounces.conftest import issue_sent
 from tests.issues.ledger_helpers import (
     issue_drain,
@@ -31,35 +32,9 @@ from tests.issues.ledger_helpers import (
 )
 
 
-def _key(kind: str) -> str:
-    command = ["openssl", "genpkey", "-algorithm", "ED25519"]
-    if kind == "rsa":
-        command = ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture(scope="module")
 def rsa_key():
-    return _key("rsa")
-
-
-def _record(settings) -> str:
-    out = io.StringIO()
-    call_command("dkim_record", stdout=out)
-    line = out.getvalue().strip()
-    assert line.startswith(f"{settings.DKIM_SELECTOR}._domainkey.{settings.DKIM_DOMAIN}. IN TXT (")
-    return "".join(re.findall(r'"([^"]*)"', line))
-
-
-def _dns_stub(record: str, settings):
-    asked = []
-
-    def dnsfunc(name, timeout=5):
-        asked.append(name)
-        expected = f"{settings.DKIM_SELECTOR}._domainkey.{settings.DKIM_DOMAIN}.".encode()
-        return record.encode() if name == expected else None
-
-    return dnsfunc, asked
+    return dkim_key("rsa")
 
 
 @pytest.mark.django_db
@@ -67,12 +42,12 @@ def _dns_stub(record: str, settings):
 def test_every_copy_is_signed_and_verifies_against_the_printed_record(smtp_sink, settings, rsa_key, kind):
     settings.DKIM_DOMAIN = "lists.example.org"
     settings.DKIM_SELECTOR = "dwv2026"
-    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else _key("ed25519")
+    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else dkim_key("ed25519")
     # A non-ASCII sender name (RFC 2047) is signed as it is sent.
     issue_sent(readers=3, from_name="Rédaction ✊")
-    record = _record(settings)
+    record = dkim_record(settings)
     assert f"k={kind}" in record
-    dnsfunc, asked = _dns_stub(record, settings)
+    dnsfunc, asked = dkim_dns(record, settings)
     assert len(smtp_sink.tally.messages) == 3
     for raw in smtp_sink.tally.messages:
         assert raw.startswith(b"DKIM-Signature: v=1; a=" + (b"rsa-sha256" if kind == "rsa" else b"ed25519-sha256"))
@@ -91,7 +66,7 @@ def _header(raw: bytes, name: bytes) -> bytes:
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_different_readers_copies_of_one_batch_each_verify(smtp_sink, settings, rsa_key, kind):
     settings.DKIM_DOMAIN, settings.DKIM_SELECTOR = "lists.example.org", "dwv2026"
-    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else _key("ed25519")
+    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else dkim_key("ed25519")
     news = list_make("news")
     ids = readers_make(news, 4)
     # Names that fold and need encoding, so To differs in shape as well as in address.
@@ -100,7 +75,7 @@ def test_different_readers_copies_of_one_batch_each_verify(smtp_sink, settings, 
     issue = issue_make(news, title="A  subject  with  doubled  spaces, long enough that the Subject line folds twice")
     issue_start_here(issue)
     issue_drain(issue)
-    dnsfunc, _ = _dns_stub(_record(settings), settings)
+    dnsfunc, _ = dkim_dns(dkim_record(settings), settings)
     copies = smtp_sink.tally.messages
     assert len(copies) == 4
     # Each copy is the reader's own (address, unsubscribe link, links in the body) ...
@@ -116,7 +91,7 @@ def test_different_readers_copies_of_one_batch_each_verify(smtp_sink, settings, 
 def test_batch_signing_matches_signing_the_whole_message(settings, rsa_key, kind):
     """A batch's copies, tracked and not (so some bodies leave the shared beginning early), sign as whole ones do."""
     settings.DKIM_DOMAIN, settings.DKIM_SELECTOR = "lists.example.org", "s1"
-    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else _key("ed25519")
+    settings.DKIM_PRIVATE_KEY = rsa_key if kind == "rsa" else dkim_key("ed25519")
     settings.SITE_URL = "https://list.example.org"
     news = MailingList(pk=3, slug="news", name="News", from_email="news@lists.example.org", archive_enabled=True)
     issue = Issue(pk=7, title="When the plant closes", byline="The editors", body="A paragraph.\n\n" * 200)
@@ -130,8 +105,8 @@ def test_batch_signing_matches_signing_the_whole_message(settings, rsa_key, kind
     )
     readers = [dataclasses.replace(r, tracking=n % 3 == 2) for n, r in enumerate(recipients_unsaved(7))]
     signer = dkim_signer()
-    dnsfunc, _ = _dns_stub(_record(settings), settings)
-    batch = signer.batch()
+    dnsfunc, _ = dkim_dns(dkim_record(settings), settings)
+    batch = DkimBatch(signer)
     for reader in readers:
         raw = copy_build(template=template, envelope=envelope, recipient=reader, marked=html_marked(envelope.html),
                          eightbit=True, signing=batch)  # fmt: skip
@@ -146,7 +121,7 @@ def test_batch_signing_matches_signing_the_whole_message(settings, rsa_key, kind
 def test_a_changed_header_or_body_fails_verification(smtp_sink, settings, rsa_key):
     settings.DKIM_DOMAIN, settings.DKIM_SELECTOR, settings.DKIM_PRIVATE_KEY = "lists.example.org", "s1", rsa_key
     issue_sent(readers=1)
-    dnsfunc, _ = _dns_stub(_record(settings), settings)
+    dnsfunc, _ = dkim_dns(dkim_record(settings), settings)
     raw = smtp_sink.tally.messages[0]
     assert dkim.verify(raw, dnsfunc=dnsfunc)
     unsubscribe = re.search(rb"List-Unsubscribe: <([^>]+)>", raw).group(1)
