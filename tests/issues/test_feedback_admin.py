@@ -7,8 +7,10 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models.functions import Lower
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from issues.models import DeliveryEvent
+from issues.models import Delivery, DeliveryEvent, Issue
+from issues.selectors import issue_feedback
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +103,53 @@ def test_each_admin_filter_and_search_has_an_index(queryset, index):
     plan = queryset().explain()
 
     assert index in plan, plan
+
+
+def _issue_with_events(title: str, events: int) -> Issue:
+    issue = Issue.objects.create(title=title, body="x", status=Issue.Status.SENT, sent_at=timezone.now())
+    Delivery.objects.bulk_create(
+        [
+            Delivery(issue=issue, email=f"reader{n}@example.org", status="delivered", sent_at=issue.sent_at)
+            for n in range(2_000)
+        ]
+    )
+    ids = list(Delivery.objects.filter(issue=issue).order_by("id").values_list("id", flat=True))
+    Issue.objects.filter(pk=issue.pk).update(ledger_id_min=ids[0], ledger_id_max=ids[-1])
+    DeliveryEvent.objects.bulk_create(
+        [
+            DeliveryEvent(
+                provider="sendgrid",
+                event_id=f"{title}-{n}",
+                # A bounce in fifty: the report's rows are a few percent of the table.
+                event_type="bounced" if n % 50 == 0 else ("delivered", "opened")[n % 2],
+                delivery_id=ids[n % len(ids)],
+                recipient=f"reader{n % len(ids)}@example.org",
+            )
+            for n in range(events)
+        ]
+    )
+    issue.refresh_from_db()
+    return issue
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
+def test_an_old_issues_report_reads_its_feedback_from_the_feedback_index():
+    old = _issue_with_events("old", 20_000)
+    _issue_with_events("new", 20_000)  # every newer event an old issue's newest rows must not be looked for among
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE issues_deliveryevent")
+
+    with CaptureQueriesContext(connection) as queries:
+        feedback = issue_feedback(issue=old)
+
+    assert feedback["summary"] == [{"provider": "sendgrid", "kind": "Bounced", "count": 400}]
+    assert [row["address"] for row in feedback["rows"][:2]] == ["reader1950@example.org", "reader1900@example.org"]
+    sql = [q["sql"] for q in queries if "issues_deliveryevent" in q["sql"]]
+    assert len(sql) == 2
+    with connection.cursor() as cursor:
+        for query in sql:
+            cursor.execute(f"EXPLAIN {query}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            # The counts come from the index alone; the newest rows are found
+            # through it too, not by walking the primary key from the newest event.
+            assert "deliveryevent_feedback" in plan, plan
