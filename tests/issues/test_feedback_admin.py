@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -67,6 +69,25 @@ def test_the_feedback_admin_filters_and_searches_without_counting_or_listing_the
         assert [s for s in sql if s.startswith("EXPLAIN")]
 
 
+def test_the_feedback_admin_filtered_by_date_lists_the_newest_by_date(admin_client, events):
+    DeliveryEvent.objects.filter(recipient="Reader3@Example.org").update(received_at=timezone.now())
+    DeliveryEvent.objects.exclude(recipient="Reader3@Example.org").update(
+        received_at=timezone.now() - datetime.timedelta(days=40)
+    )
+    since = timezone.now() - datetime.timedelta(days=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(CHANGELIST, {"received_at__gte": str(since)})  # as the date filter's links
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Reader3@Example.org" in page
+    assert "Reader59@Example.org" not in page
+    listed = [q["sql"] for q in queries if q["sql"].startswith('SELECT "issues_deliveryevent"."id"')]
+    assert listed
+    assert 'ORDER BY "issues_deliveryevent"."received_at" DESC, "issues_deliveryevent"."id" DESC' in listed[-1]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plans")
 @pytest.mark.parametrize(
     ("queryset", "index"),
@@ -81,6 +102,13 @@ def test_the_feedback_admin_filters_and_searches_without_counting_or_listing_the
         ),
         (lambda: DeliveryEvent.objects.filter(event_id__startswith="ev-9"), "deliveryevent_event_id_prefix"),
         (lambda: DeliveryEvent.objects.filter(message_id="<m8@esp.example>"), "deliveryevent_message_id"),
+        (
+            lambda: DeliveryEvent.objects.filter(
+                received_at__gte=timezone.now() - datetime.timedelta(days=91),
+                received_at__lt=timezone.now() - datetime.timedelta(days=90),
+            ).order_by("-received_at", "-id")[:50],
+            "deliveryevent_received",
+        ),
     ],
 )
 def test_each_admin_filter_and_search_has_an_index(queryset, index):
