@@ -7,7 +7,7 @@ import re
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
@@ -153,6 +153,14 @@ def event_source(event: DeliveryEvent) -> str:
 def issue_feedback(*, issue: Issue, limit: int = 50) -> dict:
     """Return the issue's bounces and complaints, whatever path reported them: counts and the latest rows."""
     events = DeliveryEvent.objects.filter(delivery__issue_id=issue.pk, event_type__in=list(FEEDBACK_TYPES))
+    if issue.ledger_id_min is not None and issue.ledger_id_max is not None:
+        # Its deliveries' ids lie in this range: the feedback index is read
+        # for that range alone, not for every issue's events.
+        events = events.filter(delivery_id__gte=issue.ledger_id_min, delivery_id__lte=issue.ledger_id_max)
+    # Ids from the index alone, then those rows: ordered by "id + 0", not
+    # by the primary key walked from the newest event, which for an old
+    # issue passes millions of other issues' events first.
+    newest = events.alias(newest=F("id") + 0).order_by("-newest").values("id")[:limit]
     counts = {
         (row["provider"], row["event_type"]): row["count"]
         for row in events.values("provider", "event_type").annotate(count=Count("id"))
@@ -166,7 +174,7 @@ def issue_feedback(*, issue: Issue, limit: int = 50) -> dict:
             "diagnostic": event.description,
             "when": event.occurred_at or event.received_at,
         }
-        for event in events.order_by("-id")[:limit]
+        for event in DeliveryEvent.objects.filter(id__in=Subquery(newest)).order_by("-id")
     ]
     summary = [
         {"provider": provider, "kind": FEEDBACK_TYPES[kind], "count": count}
