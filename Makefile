@@ -38,7 +38,8 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 # Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/dwvlist_bench).
-# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000 API_N=100000 SEARCH_READERS=200000
+# Figures are recorded in BENCHMARKS.md. Smaller runs: make bench SMTP_N=20000 ESP_N=100000 ANYMAIL_N=20000 IMPORT_ROWS=100000 SEND_REQUEST_N=20000 API_N=100000 SEARCH_READERS=200000 BOUNCE_N=2000 EVENTS_N=1000000
+# The bounce bench starts a private Dovecot (dovecot-imapd, dovecot-pop3d) and needs root.
 SMTP_N ?= 100000
 ESP_N ?= 1000000
 ANYMAIL_N ?= 100000
@@ -47,10 +48,16 @@ SEARCH_READERS ?= 1000000
 STAFF_READERS ?= 1000000
 SEND_REQUEST_N ?= 1000000
 API_N ?= 1000000
+BOUNCE_N ?= 10000
+EVENTS_N ?= 10000000
 bench: venv
 	$(PY) -m bench --transport smtp -n $(SMTP_N)
+	for key in rsa ed25519; do $(PY) -m bench --transport smtp -n $(SMTP_N) --dkim $$key || exit 1; done
+	$(PY) -m bench.dkim_bench -n 3000
+	$(PY) -m bench.bounce_bench -n $(BOUNCE_N)
 	$(PY) -m bench --transport mailgun -n $(ESP_N)
 	$(PY) -m bench.webhook_bench --events 20000
+	$(PY) -m bench.events_admin_bench --events $(EVENTS_N)
 	for esp in sendgrid brevo mailjet; do $(PY) -m bench --transport $$esp -n $(ANYMAIL_N) || exit 1; done
 	$(PY) -m bench --transport postmark -n 20000
 	$(PY) -m bench.import_bench --rows $(IMPORT_ROWS)

@@ -265,7 +265,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent Mailgun clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
-    parser.add_argument("--drainers", type=int, default=1, help="Celery workers storing the waiting events")
+    parser.add_argument("--drainers", type=int, default=2, help="Celery workers storing the waiting events")
     parser.add_argument("--no-metadata", action="store_true", help="events without our ids in their metadata")
     args = parser.parse_args()
 
