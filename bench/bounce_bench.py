@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def main() -> int:
         {
             "DATABASE_URL": database_url,
             "DEBUG": "0",  # as in production: DEBUG keeps every query's text
-            "SECRET_KEY": "bench-" + "k" * 60,
+            "SECRET_KEY": secrets.token_urlsafe(64),
             "LOG_LEVEL": "warning",
             "BOUNCE_ADDRESS": "bounces@lists.example.org",
             "DJANGO_SETTINGS_MODULE": "dwvlist.settings",

@@ -15,13 +15,11 @@ from django.utils import timezone
 
 from dwvlist.celery import task_queue
 from dwvlist.emails import email_send, sender_address
-from dwvlist.logs import log_address
-from dwvlist.metrics import metric_add
 from subscriptions.addresses import email_hash
 from subscriptions.links import list_headers, preferences_url, unsubscribe_mailto_for, unsubscribe_url
 from subscriptions.models import MailingList, Subscriber, Subscription, Suppression
 from subscriptions.ratelimit import confirmation_mail_allowed
-from subscriptions.suppressions import suppression_find
+from subscriptions.suppressions import suppression_added_report, suppression_find
 from subscriptions.tokens import (
     confirmation_token_expired,
     confirmation_token_make,
@@ -55,17 +53,6 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
         return Suppression.objects.get(email_hash=key)
     suppression_added_report(email=email, suppression=added)
     return added
-
-
-def suppression_added_report(*, email: str, suppression: Suppression) -> None:
-    """Log the address (hashed, unless LOG_PERSONAL_DATA) put on the suppression list, and why; count it."""
-    log.info(
-        "suppressed %s: %s",
-        log_address(email),
-        suppression.get_reason_display().lower(),
-        extra={"reason": suppression.reason, "note": suppression.note, "event_id": suppression.event_id},
-    )
-    metric_add("dwvlist_suppressions_added", reason=suppression.reason)
 
 
 def suppression_exists(*, email: str) -> bool:
