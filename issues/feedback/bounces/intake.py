@@ -152,9 +152,8 @@ def _claim_complete(claim: Claim) -> None:
 
 def _mail_read(raw: bytes, *, source: str, envelope_recipient: str) -> _Mail:
     """Read the mail; act on it now if it went to a list's own address; else leave its failures to attribute."""
-    message = parsing.message_from_bytes(raw)
+    message, report = parsing.mail_read(raw)
     recipients = message_recipients(message, envelope_recipient=envelope_recipient)
-    report = parsing.report_parse(message)
     mail = _Mail(raw, message, recipients, report, IntakeResult(report.form))
     if report.form == parsing.UNPARSED:
         acted = list_mail_receive(raw=raw, message=message, recipients=recipients)

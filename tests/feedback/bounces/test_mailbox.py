@@ -80,7 +80,7 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
     issue = issue_sent(readers=2)
     first, second = Delivery.objects.filter(issue=issue).order_by("id")
     mailbox.deliver(returned_mail("postfix_hard", first, smtp_sink), returned_mail("postfix_hard", second, smtp_sink))
-    real = parsing.message_from_bytes
+    real = parsing.mail_read
     failing = returned_mail("postfix_hard", first, smtp_sink)
 
     def failing_for_the_first(raw):
@@ -89,7 +89,7 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
         return real(raw)
 
     # The group fails, then each mail is taken in on its own: only the first fails again.
-    monkeypatch.setattr(parsing, "message_from_bytes", failing_for_the_first)
+    monkeypatch.setattr(parsing, "mail_read", failing_for_the_first)
     result = mailbox_poll(url=mailbox.url(scheme))
     assert (result.read, result.failed, result.removed) == (2, 1, 1)
     assert mailbox.count() == 1
@@ -97,7 +97,7 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
         "sent",
         "bounced",
     ]
-    monkeypatch.setattr(parsing, "message_from_bytes", real)
+    monkeypatch.setattr(parsing, "mail_read", real)
     assert mailbox_poll(url=mailbox.url(scheme)).removed == 1
     assert mailbox.count() == 0
     assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"bounced"}
