@@ -103,6 +103,7 @@ def main() -> int:
             queries[0] += 1
             return execute(sql, params, many, context)
 
+        load_before = os.getloadavg()[0]
         started, cpu = time.monotonic(), time.process_time()
         polls = 0
         profile = None
@@ -117,6 +118,7 @@ def main() -> int:
                 polls += 1
                 print(f"  poll {polls}: {result.read} read, {result.removed} removed", flush=True)
         seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        load_after = os.getloadavg()[0]
         if profile is not None:
             import pstats
 
@@ -132,6 +134,7 @@ def main() -> int:
     print()
     print(f"mailbox                 {args.scheme}, {len(rows):,} DSNs, {polls} polls")
     print(f"wall                    {seconds:.1f} s")
+    print(f"load average            {load_before:.1f} at the first poll, {load_after:.1f} after the last")
     print(f"DSNs/s                  {len(rows) / seconds:,.0f}")
     print(f"this process's CPU      {cpu / len(rows) * 1e6:,.0f} µs per DSN (IMAP client, parsing, the rules)")
     print(f"database statements     {queries[0] / len(rows):.1f} per DSN")
