@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from issues.feedback.bounces import parsing
 from issues.feedback.bounces.attribution import Claim, deliveries_attribute, verp_id_of
-from issues.feedback.bounces.mailto import list_mail_receive, message_recipients
+from issues.feedback.bounces.mailto import list_mail_receive, message_recipients, recipient_fields
 from issues.feedback.effects import effects_apply_grouped
 from issues.feedback.intake import Incoming, events_insert
 from issues.models import UnparsedBounce
@@ -63,7 +63,7 @@ class _Mail:
 
     raw: bytes
     message: email.message.Message
-    recipients: list[str]
+    recipients: list[str]  # the recipient fields as they stand
     report: parsing.Report
     result: IntakeResult
     claims: list[Claim] = field(default_factory=list)
@@ -153,9 +153,11 @@ def _claim_complete(claim: Claim) -> None:
 def _mail_read(raw: bytes, *, source: str, envelope_recipient: str) -> _Mail:
     """Read the mail; act on it now if it went to a list's own address; else leave its failures to attribute."""
     message, report = parsing.mail_read(raw)
-    recipients = message_recipients(message, envelope_recipient=envelope_recipient)
+    # A report needs only the VERP token among the recipient fields; reading out each address costs more.
+    recipients = recipient_fields(message, envelope_recipient=envelope_recipient)
     mail = _Mail(raw, message, recipients, report, IntakeResult(report.form))
     if report.form == parsing.UNPARSED:
+        recipients = message_recipients(message, envelope_recipient=envelope_recipient)
         acted = list_mail_receive(raw=raw, message=message, recipients=recipients)
         if acted is not None:
             mail.result = IntakeResult(acted[0], recorded=int(acted[1]))

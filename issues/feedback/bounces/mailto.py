@@ -31,10 +31,16 @@ logger = logging.getLogger(__name__)
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 
 
+def recipient_fields(message: email.message.Message, *, envelope_recipient: str = "") -> list[str]:
+    """Return the envelope recipient and the recipient headers' values as they stand (enough to find a VERP token)."""
+    values = [envelope_recipient] + [str(v) for name in RECIPIENT_HEADERS for v in message.get_all(name, [])]
+    return [value for value in values if value]
+
+
 def message_recipients(message: email.message.Message, *, envelope_recipient: str = "") -> list[str]:
     """Return every address the mail was delivered to or addressed to, the envelope's first (case kept: tokens)."""
-    values = [envelope_recipient] + [str(v) for name in RECIPIENT_HEADERS for v in message.get_all(name, [])]
-    addresses = [address.strip() for _, address in getaddresses([v for v in values if v]) if "@" in address]
+    fields = recipient_fields(message, envelope_recipient=envelope_recipient)
+    addresses = [address.strip() for _, address in getaddresses(fields) if "@" in address]
     return list(dict.fromkeys(addresses))
 
 
