@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def main() -> int:
         {
             "DATABASE_URL": database_url,
             "DEBUG": "0",  # as in production: DEBUG keeps every query's text
-            "SECRET_KEY": "bench-" + "k" * 60,
+            "SECRET_KEY": secrets.token_urlsafe(64),
             "LOG_LEVEL": "warning",
             "BOUNCE_ADDRESS": "bounces@lists.example.org",
             "DJANGO_SETTINGS_MODULE": "dwvlist.settings",
@@ -102,6 +103,7 @@ def main() -> int:
             queries[0] += 1
             return execute(sql, params, many, context)
 
+        load_before = os.getloadavg()[0]
         started, cpu = time.monotonic(), time.process_time()
         polls = 0
         profile = None
@@ -116,11 +118,14 @@ def main() -> int:
                 polls += 1
                 print(f"  poll {polls}: {result.read} read, {result.removed} removed", flush=True)
         seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        load_after = os.getloadavg()[0]
         if profile is not None:
             import pstats
 
             profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(20)
+            # BOUNCE_BENCH_PROFILE=1 sorts by own time; =cumulative by time within.
+            order = "cumulative" if os.environ["BOUNCE_BENCH_PROFILE"] == "cumulative" else "tottime"
+            pstats.Stats(profile).sort_stats(order).print_stats(40)
     finally:
         server.stop()
     bounced = Delivery.objects.filter(issue=issue, status="bounced").count()
@@ -129,6 +134,7 @@ def main() -> int:
     print()
     print(f"mailbox                 {args.scheme}, {len(rows):,} DSNs, {polls} polls")
     print(f"wall                    {seconds:.1f} s")
+    print(f"load average            {load_before:.1f} at the first poll, {load_after:.1f} after the last")
     print(f"DSNs/s                  {len(rows) / seconds:,.0f}")
     print(f"this process's CPU      {cpu / len(rows) * 1e6:,.0f} µs per DSN (IMAP client, parsing, the rules)")
     print(f"database statements     {queries[0] / len(rows):.1f} per DSN")

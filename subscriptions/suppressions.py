@@ -10,10 +10,12 @@ current key when found, so each row needs the fallback only once.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from dwvlist.logs import log_address
 from dwvlist.metrics import metric_add
@@ -101,7 +103,7 @@ def suppression_add(*, email: str, reason: str, event=None, note: str = "", keep
     return added
 
 
-def suppression_added_report(*, email: str, suppression: Suppression) -> None:
+def suppression_added_report(*, email: str, suppression: Suppression, count: bool = True) -> None:
     """Log the address (hashed, unless LOG_PERSONAL_DATA) put on the suppression list, and why; count it."""
     logger.info(
         "suppressed %s: %s",
@@ -109,7 +111,8 @@ def suppression_added_report(*, email: str, suppression: Suppression) -> None:
         suppression.get_reason_display().lower(),
         extra={"reason": suppression.reason, "note": suppression.note, "event_id": suppression.event_id},
     )
-    metric_add("dwvlist_suppressions_added", reason=suppression.reason)
+    if count:
+        metric_add("dwvlist_suppressions_added", reason=suppression.reason)
 
 
 def suppression_remove(*, suppression_id: int, actor=None) -> bool:
@@ -124,3 +127,41 @@ def suppression_remove(*, suppression_id: int, actor=None) -> bool:
     if entry.reason == Suppression.Reason.ERASED or not entry.email:
         raise ValidationError("An erased reader's entry cannot be removed: they asked never to be mailed again.")
     return Suppression.objects.filter(pk=suppression_id).delete()[0] > 0
+
+
+def suppressions_add(*, rows: list[Suppression]) -> list[Suppression]:
+    """Put the rows' addresses on the suppression list in one statement; return the rows that were new.
+
+    The set-wise suppression_add: idempotent, and an address already
+    suppressed keeps its first reason (the first of `rows` wins among
+    themselves). The rows need only email, reason, event_id and note.
+    """
+    by_hash: dict[str, Suppression] = {}
+    for row in rows:
+        if row.email:
+            row.email_hash = email_hash(row.email)
+            by_hash.setdefault(row.email_hash, row)
+    if not by_hash:
+        return []
+    suppressions_rekey(emails=[row.email for row in by_hash.values()])
+    now = timezone.now()
+    ordered = [by_hash[key] for key in sorted(by_hash)]  # one order, so concurrent inserts never deadlock
+    columns = ("email_hash", "email", "reason", "note", "event_id", "created_at")
+    values = [(r.email_hash, r.email, r.reason, r.note[:500], r.event_id, r.created_at or now) for r in ordered]
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(values))
+    sql = (
+        f"INSERT INTO {Suppression._meta.db_table} ({', '.join(columns)}) VALUES {placeholders} "  # noqa: S608
+        "ON CONFLICT (email_hash) DO NOTHING RETURNING id, email_hash"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in values for value in row])
+        returned = cursor.fetchall()
+    added = []
+    for pk, key in returned:
+        row = by_hash[key]
+        row.pk = pk
+        added.append(row)
+        suppression_added_report(email=row.email, suppression=row, count=False)
+    for reason, number in Counter(row.reason for row in added).items():
+        metric_add("dwvlist_suppressions_added", number, reason=reason)
+    return added

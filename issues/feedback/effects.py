@@ -1,11 +1,12 @@
-"""A request's stored events applied together: one grouped update per kind of effect.
+"""Stored events applied together (a webhook request's, a mailbox poll's): a few grouped statements per kind.
 
-The common kinds (delivered, opened, clicked, bounced) are applied to all
-their ledger rows at once, with the same conditions as their rules in
-issues.feedback.rules, so the result is the same in any order. Every other
-kind goes through its rule in RULES one event at a time (they are rare:
-complaints, unsubscribes, soft bounces, refusals), so a kind added to RULES
-works here too with no change.
+The common kinds (delivered, opened, clicked, bounced, complained, soft
+bounces and delays) are applied to all their rows at once, with the same
+conditions as their rules in issues.feedback.rules, so the result is the
+same in any order: one suppression insert per kind, one ledger update, one
+count of the soft-bounce runs. Every other kind goes through its rule in
+RULES one event at a time (they are rare: unsubscribes, refusals), so a
+kind added to RULES works here too with no change.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
+from django.db.models.functions import Lower
 from django.utils import timezone
 
+from issues.feedback.events import SOFT_BOUNCED
 from issues.feedback.intake import Incoming
-from issues.feedback.rules import RULES
+from issues.feedback.rules import RULES, soft_bounce_runs
 from issues.models import Delivery, DeliveryEvent
-from subscriptions.addresses import email_hash
-from subscriptions.models import Suppression
-from subscriptions.services import suppression_added_report
+from subscriptions.models import Subscriber, Subscription, Suppression
+from subscriptions.suppressions import suppressions_add
+from subscriptions.unsubscribing import subscribers_unsubscribe_all
 
 _TABLE = Delivery._meta.db_table
 
@@ -90,42 +94,104 @@ def _clicked(items: list[Incoming], now: datetime) -> None:
     )
 
 
-def _bounced(items: list[Incoming], now: datetime) -> None:
-    # The address is suppressed with its first reason kept (an existing row
-    # wins the conflict), then the rows that were sent or delivered bounce.
-    suppressions: dict[str, Suppression] = {}
-    for item in items:
-        address = item.recipient or (item.delivery.email if item.delivery else "")
-        if address and email_hash(address) not in suppressions:
-            suppressions[email_hash(address)] = Suppression(
-                email_hash=email_hash(address),
-                email=address,
-                reason=Suppression.Reason.HARD_BOUNCE,
-                event_id=item.pk,
-                note=item.description[:500],
-                created_at=now,
-            )
-    if suppressions:
-        known = set(Suppression.objects.filter(email_hash__in=list(suppressions)).values_list("email_hash", flat=True))
-        Suppression.objects.bulk_create(list(suppressions.values()), ignore_conflicts=True)
-        for key, suppression in suppressions.items():
-            if key not in known:
-                suppression_added_report(email=suppression.email, suppression=suppression)
-    by_error: dict[str, list[int]] = {}
-    for item in items:
+def _suppress(items: list[Incoming], *, reason: str, note: Callable[[Incoming], str], now: datetime) -> None:
+    """Suppress each event's address in one statement; an address already suppressed keeps its first reason."""
+    rows = [
+        Suppression(email=_address(item), reason=reason, event_id=item.pk, note=note(item), created_at=now)
+        for item in items
+        if _address(item)
+    ]
+    suppressions_add(rows=rows)
+
+
+def _address(item: Incoming) -> str:
+    return item.recipient or (item.delivery.email if item.delivery else "")
+
+
+def _status_set(items: list[Incoming], *, status: str, error: bool) -> None:
+    """Move the events' sent or delivered ledger rows to `status` (with the event's words as last_error)."""
+    errors: dict[int, str] = {}
+    for item in items:  # the first event of a row wins, as when applied one by one
         if item.delivery is not None:
-            by_error.setdefault(item.description[:2000], []).append(item.delivery.pk)
-    for error, ids in by_error.items():
-        Delivery.objects.filter(pk__in=ids, status__in=(Delivery.Status.SENT, Delivery.Status.DELIVERED)).update(
-            status=Delivery.Status.BOUNCED, last_error=error
-        )
+            errors.setdefault(item.delivery.pk, item.description[:2000])
+    if not errors:
+        return
+    rows = Delivery.objects.filter(status__in=(Delivery.Status.SENT, Delivery.Status.DELIVERED))
+    if not error:
+        rows.filter(pk__in=list(errors)).update(status=status)
+        return
+    if connection.vendor == "postgresql":
+        ids = sorted(errors)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_TABLE} AS d SET status = %s, last_error = v.e "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, e) "
+                "WHERE d.id = v.id AND d.status IN ('sent', 'delivered')",
+                [status, ids, [errors[pk] for pk in ids]],
+            )
+        return
+    by_error: dict[str, list[int]] = {}
+    for pk, text in errors.items():
+        by_error.setdefault(text, []).append(pk)
+    for text, ids in by_error.items():
+        rows.filter(pk__in=ids).update(status=status, last_error=text)
 
 
+def _bounced(items: list[Incoming], now: datetime) -> None:
+    # The address is suppressed with its first reason kept, then the rows that were sent or delivered bounce.
+    _suppress(items, reason=Suppression.Reason.HARD_BOUNCE, note=lambda item: item.description[:500], now=now)
+    _status_set(items, status=Delivery.Status.BOUNCED, error=True)
+
+
+def _soft_bounced(items: list[Incoming], now: datetime) -> None:
+    # The run is counted once per reader over all the events stored with these.
+    first: dict[int, Incoming] = {}
+    for item in items:
+        if item.delivery is not None and item.delivery.subscriber_id:
+            first.setdefault(item.delivery.subscriber_id, item)
+    if not first:
+        return
+    limit = settings.SOFT_BOUNCE_LIMIT
+    runs = soft_bounce_runs(subscriber_ids=sorted(first))
+    over = [item for subscriber_id, item in first.items() if runs.get(subscriber_id, 0) >= limit]
+    _suppress(
+        over, reason=Suppression.Reason.SOFT_BOUNCES, note=lambda _: f"{limit} issues in a row soft-bounced", now=now
+    )
+
+
+def _complained(items: list[Incoming], now: datetime) -> None:
+    # Suppressed, unsubscribed from every list, and the copy marked complained.
+    _suppress(items, reason=Suppression.Reason.COMPLAINT, note=lambda _: "", now=now)
+    unlinked = {item.recipient.lower() for item in items if item.recipient and not _subscriber_id(item)}
+    by_address: dict[str, int] = {}
+    if unlinked:
+        found = Subscriber.objects.annotate(address=Lower("email")).filter(address__in=sorted(unlinked))
+        by_address = dict(found.values_list("address", "pk"))
+    by_issue: dict[int | None, set[int]] = {}
+    for item in items:
+        subscriber_id = _subscriber_id(item) or by_address.get(item.recipient.lower())
+        if subscriber_id:
+            issue_id = item.delivery.issue_id if item.delivery else None
+            by_issue.setdefault(issue_id, set()).add(subscriber_id)
+    source = Subscription.UnsubscribeSource.COMPLAINT
+    for issue_id, subscriber_ids in by_issue.items():
+        subscribers_unsubscribe_all(subscriber_ids=sorted(subscriber_ids), source=source, issue_id=issue_id)
+    _status_set(items, status=Delivery.Status.COMPLAINED, error=False)
+
+
+def _subscriber_id(item: Incoming) -> int | None:
+    return item.delivery.subscriber_id if item.delivery else None
+
+
+# In this order: a late delivered never undoes a bounce, a hard bounce's reason wins over a run of soft ones.
 GROUPED: dict[str, Callable[[list[Incoming], datetime], None]] = {
     "delivered": _delivered,
     "opened": _opened,
     "clicked": _clicked,
     "bounced": _bounced,
+    "complained": _complained,
+    SOFT_BOUNCED: _soft_bounced,
+    "deferred": _soft_bounced,
 }
 
 
@@ -156,9 +222,12 @@ def effects_apply_grouped(items: list[Incoming], *, deadline: float) -> list[int
     kinds: dict[str, list[Incoming]] = {}
     for item in items:
         kinds.setdefault(item.event_type, []).append(item)
-    for kind, group in kinds.items():
-        if kind in GROUPED:
-            GROUPED[kind](group, now)
+    together: dict[Callable, list[Incoming]] = {}
+    for kind, apply in GROUPED.items():  # kinds sharing a function (soft bounces, delays) are applied as one
+        together.setdefault(apply, []).extend(kinds.get(kind, []))
+    for apply, group in together.items():
+        if group:
+            apply(group, now)
     leftover: list[int] = []
     for kind, group in kinds.items():
         rule = RULES.get(kind)

@@ -103,7 +103,7 @@ def _meta_int(metadata: dict, name: str) -> int | None:
 
 
 # What matching and the effects read of a ledger row (its long text columns stay on disk).
-_ROW_FIELDS = ("id", "issue_id", "subscriber_id", "mailing_list_id", "email", "provider_message_id")
+LEDGER_FIELDS = ("id", "issue_id", "subscriber_id", "mailing_list_id", "email", "provider_message_id")
 
 
 def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, list], dict[int, Delivery]]:
@@ -117,7 +117,7 @@ def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, lis
     if not wanted and not meta_pks:
         return spans, rows
     if connection.vendor == "postgresql":
-        columns = ", ".join(f"d.{name}" for name in _ROW_FIELDS)
+        columns = ", ".join(f"d.{name}" for name in LEDGER_FIELDS)
         sql = (
             f"SELECT s.provider_message_id, s.issue_id, s.first_delivery_id, s.last_delivery_id, {columns} "  # noqa: S608
             f"FROM {SentMessage._meta.db_table} s LEFT JOIN {Delivery._meta.db_table} d "
@@ -132,7 +132,7 @@ def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, lis
             if message_id is not None:
                 spans.setdefault(message_id, []).append((issue_id, low, high))
             if row[0] is not None and row[0] not in rows:
-                rows[row[0]] = Delivery.from_db(connection.alias, list(_ROW_FIELDS), row)
+                rows[row[0]] = Delivery.from_db(connection.alias, list(LEDGER_FIELDS), row)
         return spans, rows
     if wanted:
         for message_id, issue_id, low, high in SentMessage.objects.filter(provider_message_id__in=wanted).values_list(
@@ -141,7 +141,7 @@ def _spans_and_rows(wanted: set[str], meta_pks: set[int]) -> tuple[dict[str, lis
             spans.setdefault(message_id, []).append((issue_id, low, high))
     pks = meta_pks | {low for found in spans.values() for _, low, high in found if low == high}
     if pks:
-        rows = {row.pk: row for row in Delivery.objects.filter(pk__in=pks).only(*_ROW_FIELDS)}
+        rows = {row.pk: row for row in Delivery.objects.filter(pk__in=pks).only(*LEDGER_FIELDS)}
     return spans, rows
 
 
@@ -153,9 +153,9 @@ def _rows_by_address(wanted: set[tuple[int, str]]) -> list[Delivery]:
         condition = Q()
         for issue_id, address in wanted:
             condition |= Q(issue_id=issue_id, subscriber__email__iexact=address)
-        return list(Delivery.objects.filter(condition).only(*_ROW_FIELDS))
+        return list(Delivery.objects.filter(condition).only(*LEDGER_FIELDS))
     pairs = sorted(wanted)
-    columns = ", ".join(f"d.{name}" for name in _ROW_FIELDS)
+    columns = ", ".join(f"d.{name}" for name in LEDGER_FIELDS)
     sql = (
         f"SELECT {columns} FROM unnest(%s::bigint[], %s::text[]) AS v(issue_id, email) "  # noqa: S608
         f"JOIN {Subscriber._meta.db_table} s ON lower(s.email) = v.email "
@@ -163,7 +163,7 @@ def _rows_by_address(wanted: set[tuple[int, str]]) -> list[Delivery]:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [[issue for issue, _ in pairs], [address for _, address in pairs]])
-        return [Delivery.from_db(connection.alias, list(_ROW_FIELDS), row) for row in cursor.fetchall()]
+        return [Delivery.from_db(connection.alias, list(LEDGER_FIELDS), row) for row in cursor.fetchall()]
 
 
 def deliveries_find(items: list[Incoming]) -> None:
@@ -226,7 +226,7 @@ def deliveries_find(items: list[Incoming]) -> None:
             for _issue_id, low, high in item_spans[id(item)]:
                 if low != high:
                     within |= Q(id__range=(low, high), email__iexact=item.recipient)
-        found = list(Delivery.objects.filter(within).only(*_ROW_FIELDS)) if within else []
+        found = list(Delivery.objects.filter(within).only(*LEDGER_FIELDS)) if within else []
         for item in still:
             recipient = item.recipient.lower()
             for row in found:
@@ -250,7 +250,7 @@ def deliveries_find(items: list[Incoming]) -> None:
         condition = Q()
         for _, issue_id, subscriber_id in pairs:
             condition |= Q(issue_id=issue_id, subscriber_id=subscriber_id)
-        by_pair = {(r.issue_id, r.subscriber_id): r for r in Delivery.objects.filter(condition).only(*_ROW_FIELDS)}
+        by_pair = {(r.issue_id, r.subscriber_id): r for r in Delivery.objects.filter(condition).only(*LEDGER_FIELDS)}
         for item, issue_id, subscriber_id in pairs:
             item.delivery = by_pair.get((issue_id, subscriber_id))
 

@@ -41,22 +41,34 @@ def soft_bounce_run(*, subscriber_id: int) -> int:
     Counted from the events (each issue once however often the provider
     retried), back to the latest delivery or hard bounce.
     """
+    return soft_bounce_runs(subscriber_ids=[subscriber_id]).get(subscriber_id, 0)
+
+
+def soft_bounce_runs(*, subscriber_ids: list[int]) -> dict[int, int]:
+    """Return soft_bounce_run for each of these readers, read in one query (readers with no run are left out)."""
     events = (
         DeliveryEvent.objects.filter(
-            delivery__subscriber_id=subscriber_id, event_type__in=[*SOFT_TYPES, "delivered", "bounced"]
+            delivery__subscriber_id__in=subscriber_ids, event_type__in=[*SOFT_TYPES, "delivered", "bounced"]
         )
-        .order_by("-occurred_at", "-id")
-        .values_list("event_type", "delivery_id")
+        .order_by("delivery__subscriber_id", "-occurred_at", "-id")
+        .values_list("delivery__subscriber_id", "event_type", "delivery_id")
     )
-    issues: set[int] = set()
-    limit = settings.SOFT_BOUNCE_LIMIT
-    for event_type, delivery_id in events.iterator(chunk_size=200):
+    issues: dict[int, set[int]] = {}
+    ended: set[int] = set()
+    wanted, limit = len(set(subscriber_ids)), settings.SOFT_BOUNCE_LIMIT
+    for subscriber_id, event_type, delivery_id in events.iterator(chunk_size=200):
+        if len(ended) == wanted:
+            break  # a long history is not read further than it counts
+        if subscriber_id in ended:
+            continue
         if event_type not in SOFT_TYPES:
-            break
-        issues.add(delivery_id)
-        if len(issues) >= limit:
-            break
-    return len(issues)
+            ended.add(subscriber_id)
+            continue
+        run = issues.setdefault(subscriber_id, set())
+        run.add(delivery_id)
+        if len(run) >= limit:
+            ended.add(subscriber_id)
+    return {subscriber_id: len(run) for subscriber_id, run in issues.items()}
 
 
 def event_apply(*, event_id: int, event: DeliveryEvent | None = None) -> None:

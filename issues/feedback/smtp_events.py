@@ -1,11 +1,11 @@
-"""Store one event of the SMTP path (a bounce, a complaint, an open, a click) once, and apply its rules.
+"""Store one event of the SMTP path (an open, a click) once, and apply its rules.
 
 The row is inserted already marked applied, with INSERT ... ON CONFLICT DO
 NOTHING, and its effects applied in the same transaction: a replay inserts
 nothing and so applies nothing, and the row and its effects stand or fall
 together. That is the webhooks' event_apply() contract in three statements
-fewer per event (no savepoint, no separate claim), which a mailbox of
-thousands of bounces notices.
+fewer per event (no savepoint, no separate claim). Returned mail comes in
+groups and goes through issues.feedback.bounces.intake instead.
 """
 
 from __future__ import annotations

@@ -216,12 +216,13 @@ def test_a_batch_shared_id_finds_a_reader_whose_address_changed_since_the_send(c
 def test_events_whose_effects_fail_are_still_stored_and_left_for_a_worker(client, monkeypatch, settings):
     from django.db import OperationalError
 
-    from issues.feedback import rules
+    from issues.feedback import effects
 
     def deadlocked(*args, **kwargs):  # what PostgreSQL answers a deadlock with
         raise OperationalError("deadlock detected")
 
-    monkeypatch.setitem(rules.RULES, "complained", deadlocked)
+    # Complaints are applied set-wise, with the request's other events.
+    monkeypatch.setitem(effects.GROUPED, "complained", deadlocked)
     rows = ledger(2)
 
     response = sendgrid([(rows[0], "spamreport"), (rows[1], "delivered")]).send(client)

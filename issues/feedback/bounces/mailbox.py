@@ -1,10 +1,12 @@
 """Read the bounce mailbox (BOUNCE_MAILBOX_URL) over IMAP or POP3, on beat's schedule.
 
-Each message is handed to the intake and only then deleted (IMAP: flagged
-\\Deleted and expunged, or moved to BOUNCE_MAILBOX_MOVE_TO; POP3: DELE,
-committed by QUIT). A message whose intake failed (the database did not
-answer) stays for the next poll; a message read twice records nothing new.
-One worker reads the mailbox at a time (a lock in Redis).
+Messages are fetched in groups of FETCH_CHUNK, each group handed to the
+intake in one transaction, and only once it is committed are its messages
+deleted (IMAP: copied to BOUNCE_MAILBOX_MOVE_TO if set, flagged \\Deleted
+and expunged, over a second session while the first reads the next group;
+POP3: DELE, committed by QUIT). A message whose intake failed (the database
+did not answer) stays for the next poll; a message read twice records
+nothing new. One worker reads the mailbox at a time (a lock in Redis).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import poplib
 import ssl
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 POLL_LIMIT = 1000  # messages per poll; the rest wait for the next one
 FETCH_CHUNK = 100
+DELETED = b"\\Deleted"
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
 
 
@@ -63,18 +67,33 @@ def mailbox_address(url: str) -> MailboxAddress:
     )
 
 
-def _imap_poll(address: MailboxAddress, limit: int) -> PollResult:
+def _imap_connect(address: MailboxAddress):
     from imapclient import IMAPClient
 
-    result = PollResult()
     secure = address.scheme == "imaps"
     context = ssl.create_default_context() if secure else None
-    with IMAPClient(address.host, port=address.port, ssl=secure, ssl_context=context, timeout=30) as client:
-        client.login(address.user, address.password)
-        client.select_folder(address.folder)
+    client = IMAPClient(address.host, port=address.port, ssl=secure, ssl_context=context, timeout=30)
+    client.login(address.user, address.password)
+    client.select_folder(address.folder)
+    return client
+
+
+def _imap_remove(client, uids: list[int], move_to: str) -> None:
+    """Delete committed messages: copied to `move_to` if set, flagged \\Deleted, expunged."""
+    if move_to:
+        client.copy(uids, move_to)
+    client.add_flags(uids, [DELETED])
+    client.expunge()
+
+
+def _imap_poll(address: MailboxAddress, limit: int) -> PollResult:
+    result = PollResult()
+    move_to = settings.BOUNCE_MAILBOX_MOVE_TO
+    # A second session deletes each committed group while the first reads
+    # the next: Dovecot's expunge costs about as much as all the rest.
+    with _imap_connect(address) as client, _imap_connect(address) as remover, ThreadPoolExecutor(1) as removing:
         uids = client.search(["NOT", "DELETED"])[:limit]
-        move_to = settings.BOUNCE_MAILBOX_MOVE_TO
-        can_move = client.has_capability("MOVE")
+        removal: Future | None = None
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[start : start + FETCH_CHUNK]
             fetched = client.fetch(chunk, ["BODY.PEEK[]"])
@@ -90,16 +109,14 @@ def _imap_poll(address: MailboxAddress, limit: int) -> PollResult:
                 else:
                     result.recorded += received.recorded
                     done.append(uid)
-            if not done:
-                continue
-            if move_to and can_move:
-                client.move(done, move_to)
-            else:
-                if move_to:
-                    client.copy(done, move_to)
-                client.delete_messages(done)
-                client.expunge()
-            result.removed += len(done)
+            if removal is not None:
+                removal.result()  # the group before is gone (or its failure ends the poll here)
+                removal = None
+            if done:
+                removal = removing.submit(_imap_remove, remover, done, move_to)
+                result.removed += len(done)
+        if removal is not None:
+            removal.result()
     return result
 
 

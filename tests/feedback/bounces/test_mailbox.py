@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from issues.feedback.bounces import intake
+from issues.feedback.bounces import intake, parsing
 from issues.feedback.bounces.mailbox import mailbox_address, mailbox_poll
 from issues.models import Delivery, DeliveryEvent, UnparsedBounce
 from subscriptions.models import Suppression
@@ -80,15 +80,16 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
     issue = issue_sent(readers=2)
     first, second = Delivery.objects.filter(issue=issue).order_by("id")
     mailbox.deliver(returned_mail("postfix_hard", first, smtp_sink), returned_mail("postfix_hard", second, smtp_sink))
-    real = intake.bounce_receive
+    real = parsing.mail_read
     failing = returned_mail("postfix_hard", first, smtp_sink)
 
-    def database_gone_for_the_first(*, raw, **kwargs):
+    def failing_for_the_first(raw):
         if raw == failing:
             raise OSError("the database did not answer")
-        return real(raw=raw, **kwargs)
+        return real(raw)
 
-    monkeypatch.setattr(intake, "bounce_receive", database_gone_for_the_first)
+    # The group fails, then each mail is taken in on its own: only the first fails again.
+    monkeypatch.setattr(parsing, "mail_read", failing_for_the_first)
     result = mailbox_poll(url=mailbox.url(scheme))
     assert (result.read, result.failed, result.removed) == (2, 1, 1)
     assert mailbox.count() == 1
@@ -96,8 +97,31 @@ def test_a_message_whose_intake_failed_stays_in_the_mailbox_for_the_next_poll(sm
         "sent",
         "bounced",
     ]
-    monkeypatch.setattr(intake, "bounce_receive", real)
+    monkeypatch.setattr(parsing, "mail_read", real)
     assert mailbox_poll(url=mailbox.url(scheme)).removed == 1
+    assert mailbox.count() == 0
+    assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"bounced"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scheme", ["imap", "pop3"])
+def test_a_group_that_fails_to_commit_leaves_all_its_messages_in_the_mailbox(smtp_sink, mailbox, monkeypatch, scheme):
+    issue = issue_sent(readers=3)
+    readers = list(Delivery.objects.filter(issue=issue).order_by("id"))
+    mailbox.deliver(*[returned_mail("postfix_hard", reader, smtp_sink) for reader in readers])
+
+    def database_gone(*args, **kwargs):
+        raise OSError("the database went away after the events were inserted")
+
+    monkeypatch.setattr(intake, "effects_apply_grouped", database_gone)
+    result = mailbox_poll(url=mailbox.url(scheme))
+    assert (result.read, result.recorded, result.failed, result.removed) == (3, 0, 3, 0)
+    assert mailbox.count() == 3
+    assert not DeliveryEvent.objects.exists() and not Suppression.objects.exists()  # rolled back, group and singles
+    assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"sent"}
+    monkeypatch.undo()
+    result = mailbox_poll(url=mailbox.url(scheme))
+    assert (result.read, result.recorded, result.failed, result.removed) == (3, 3, 0, 3)
     assert mailbox.count() == 0
     assert set(Delivery.objects.filter(issue=issue).values_list("status", flat=True)) == {"bounced"}
 

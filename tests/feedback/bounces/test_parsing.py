@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 
 from issues.feedback.bounces import parsing
+from issues.feedback.bounces.mime_split import entity_split
 from tests.feedback.bounces.conftest import SAMPLES
 
 
 def _read(name: str, **values: str) -> parsing.Report:
-    raw = (SAMPLES / f"{name}.eml").read_bytes()
+    return parsing.report_parse(parsing.message_from_bytes(_raw(name, **values)))
+
+
+def _raw(name: str, **values: str) -> bytes:
+    raw = (SAMPLES / f"{name}.eml").read_bytes().replace(b"\r\n", b"\n")
     defaults = {
         "{VERP}": "bounces+2n-abcdefghijklm@lists.example.org",
         "{RCPT}": "Dead.Reader@example.com",
@@ -18,7 +23,7 @@ def _read(name: str, **values: str) -> parsing.Report:
     }
     for mark, value in {**defaults, **values}.items():
         raw = raw.replace(mark.encode(), value.encode())
-    return parsing.report_parse(parsing.message_from_bytes(raw.replace(b"\n", b"\r\n")))
+    return raw.replace(b"\n", b"\r\n")
 
 
 @pytest.mark.parametrize(
@@ -94,3 +99,28 @@ def test_hostile_or_malformed_mail_never_raises(raw):
     report = parsing.report_parse(parsing.message_from_bytes(raw))
     assert report.form in (parsing.DSN, parsing.ARF, parsing.HEURISTIC, parsing.UNPARSED, parsing.AUTO_REPLY)
     assert all("@" in f.recipient for f in report.failures)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+@pytest.mark.parametrize("sample", sorted(path.stem for path in SAMPLES.glob("*.eml")))
+def test_the_quick_reading_of_a_report_says_exactly_what_the_full_parse_says(sample, newline):
+    raw = _raw(sample).replace(b"\r\n", newline)
+    full = parsing.message_from_bytes(raw)
+    message, report = parsing.mail_read(raw)
+    assert report == parsing.report_parse(full)
+    assert message.items() == full.items()
+    quick = entity_split(raw.decode("ascii", "surrogateescape"))
+    standard = sample.startswith(("postfix", "sendmail", "m365", "gmail", "arf"))
+    assert (quick is not None and quick.get_content_type() == "multipart/report") == standard
+
+
+def test_a_report_the_quick_reading_cannot_vouch_for_gets_the_full_parse_and_the_same_reading():
+    raw = _raw("postfix_hard")
+    unclosed = raw[: raw.rindex(b"--")]
+    not_a_header = raw.replace(
+        b"Content-Type: message/delivery-status", b"Content-Type: message/delivery-status\r\nno colon here"
+    )
+    for odd in (unclosed, not_a_header):
+        assert entity_split(odd.decode("ascii", "surrogateescape")) is None
+        assert parsing.mail_read(odd)[1] == parsing.report_parse(parsing.message_from_bytes(odd))
+    assert parsing.mail_read(unclosed)[1].failures[0].status == "5.1.1"
