@@ -87,7 +87,9 @@ def events_accept(items: list[Incoming]) -> Outcome | None:
     if not items:
         return Outcome()
     client = redis_client()
-    pipe = client.pipeline(transaction=False)
+    # One round trip, atomic (MULTI): the events, the stream's length and
+    # whether a drain runs, so of two requests at once one sees the other's.
+    pipe = client.pipeline(transaction=True)
     for item in items:
         pipe.xadd(FEEDBACK_PENDING, {"e": _encode(item)})
     pipe.xlen(FEEDBACK_PENDING)
