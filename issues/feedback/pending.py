@@ -54,6 +54,9 @@ _STALE_MS = 60_000
 # A drain waits this long for more events before it ends (a burst's next
 # posts go to it, not each to its own commit).
 _LINGER_MS = 1000
+# Events that waited this long mean no drain is running (no worker, or all
+# busy): a request then stores its own itself, as on a quiet server.
+_STUCK_SECONDS = 30
 # A group that is not full waits this long for more (a burst's next posts).
 _GATHER_SECONDS = 0.05
 _FIELDS = ("provider", "event_type", "key", "recipient", "message_id", "reject_reason", "description", "metadata")
@@ -94,11 +97,15 @@ def events_accept(items: list[Incoming]) -> Outcome | None:
         pipe.xadd(FEEDBACK_PENDING, {"e": _encode(item)})
     pipe.xlen(FEEDBACK_PENDING)
     pipe.exists(*_flags())
-    *entry_ids, waiting, draining = pipe.execute()
-    if len(items) > settings.FEEDBACK_INLINE_EVENTS or waiting != len(items) or draining:
+    pipe.xrange(FEEDBACK_PENDING, count=1)
+    *entry_ids, waiting, draining, oldest = pipe.execute()
+    alone = waiting == len(items) and not draining
+    if len(items) > settings.FEEDBACK_INLINE_EVENTS or not (alone or _stuck(oldest)):
         if not draining:  # a running drain takes ours too (and calls for help with a backlog)
             drain_queue()
         return None
+    if not alone:  # nothing drains what waits (no worker?): ours at least are stored, and a drain asked for
+        drain_queue()
     # Ours alone: stored from memory, then taken off the stream. Should a
     # drain read them in between, storing them twice changes nothing.
     try:
@@ -113,6 +120,14 @@ def events_accept(items: list[Incoming]) -> Outcome | None:
 
 def _flags() -> list[str]:
     return [f"{FEEDBACK_DRAIN_QUEUED}:{slot}" for slot in range(settings.FEEDBACK_DRAINERS)]
+
+
+def _stuck(oldest: list) -> bool:
+    """Return True if the oldest waiting entry has waited over _STUCK_SECONDS (its id is its time in ms)."""
+    if not oldest:
+        return False
+    added_ms = int(oldest[0][0].split(b"-")[0])
+    return time.time() * 1000 - added_ms > _STUCK_SECONDS * 1000
 
 
 def drain_queue() -> None:

@@ -234,3 +234,16 @@ def test_a_drain_that_takes_a_full_group_calls_another_to_drain_beside_it(client
 
     assert redis_client().exists(f"{FEEDBACK_DRAIN_QUEUED}:1")  # queued when the first full group came
     assert Delivery.objects.filter(status="delivered").count() == 150
+
+
+def test_when_nothing_has_drained_for_a_while_a_request_stores_its_own_events(client):
+    rows = ledger(2)
+    # An event waiting since long ago, its drain queued and never run (no worker).
+    redis_client().xadd(FEEDBACK_PENDING, {"e": pending._encode(incoming(rows[0]))}, id="1-0")
+    redis_client().set(f"{FEEDBACK_DRAIN_QUEUED}:0", "nobody", ex=60)
+
+    assert sendgrid([(rows[1], "bounce")]).send(client).status_code == 200
+
+    rows[1].refresh_from_db()
+    assert rows[1].status == "bounced"  # stored before the answer
+    assert waiting() == 1  # the old one still waits for a drain
