@@ -282,7 +282,7 @@ def tracked_filter(items: list[Incoming]) -> list[Incoming]:
     return kept
 
 
-_COLUMNS = (
+EVENT_COLUMNS = (  # DeliveryEvent's columns as the bulk inserts write them
     "provider",
     "event_id",
     "event_type",
@@ -363,11 +363,11 @@ def events_insert(items: list[Incoming], *, applied_at: datetime | None) -> list
     now = timezone.now()
     by_key, rows = _rows(items, now, applied_at)
     if connection.vendor == "postgresql":
-        sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) {_UNNEST} {_CONFLICT}"
+        sql = f"INSERT INTO {table} ({', '.join(EVENT_COLUMNS)}) {_UNNEST} {_CONFLICT}"
         params = _unnest_params(rows, now, applied_at)
     else:
         placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {placeholders} {_CONFLICT}"  # noqa: S608
+        sql = f"INSERT INTO {table} ({', '.join(EVENT_COLUMNS)}) VALUES {placeholders} {_CONFLICT}"  # noqa: S608
         params = [value for row in rows for value in row]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -399,7 +399,7 @@ def events_insert_applied(items: list[Incoming]) -> list[Incoming]:
     by_key, rows = _rows(items, now, now)
     sql = f"""
         WITH ins AS (
-            INSERT INTO {table} ({", ".join(_COLUMNS)}) {_UNNEST}
+            INSERT INTO {table} ({", ".join(EVENT_COLUMNS)}) {_UNNEST}
             ON CONFLICT (provider, event_id) DO NOTHING
             RETURNING id, event_id, event_type, delivery_id, COALESCE(occurred_at, received_at) AS t
         ), eff AS (

@@ -37,7 +37,6 @@ class Outcome:
     stored: list[Incoming] = field(default_factory=list)
     applied: list[int] = field(default_factory=list)
     deferred: list[int] = field(default_factory=list)
-    taken: int = 0  # entries taken from the pending stream (issues.feedback.pending)
 
 
 def events_receive(*, provider: str, events: list) -> Outcome:

@@ -13,24 +13,11 @@ from __future__ import annotations
 from django.db import connection, transaction
 from django.utils import timezone
 
+from issues.feedback.intake import EVENT_COLUMNS
 from issues.feedback.rules import event_effects_apply
 from issues.models import Delivery, DeliveryEvent
 
 PROVIDER = "smtp"
-_COLUMNS = (
-    "provider",
-    "event_id",
-    "event_type",
-    "delivery_id",
-    "recipient",
-    "message_id",
-    "reject_reason",
-    "description",
-    "occurred_at",
-    "received_at",
-    "applied_at",
-    "payload",
-)
 
 
 def smtp_event_record(
@@ -63,11 +50,11 @@ def smtp_event_record(
     )
     fields = {field.column: field for field in DeliveryEvent._meta.concrete_fields}
     values = [
-        fields[column].get_db_prep_save(getattr(event, fields[column].attname), connection) for column in _COLUMNS
+        fields[column].get_db_prep_save(getattr(event, fields[column].attname), connection) for column in EVENT_COLUMNS
     ]
     table = DeliveryEvent._meta.db_table
     sql = (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))}) "  # noqa: S608
         "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id"
     )
     # No savepoint: inside a caller's transaction a failure fails it all,
